@@ -1,0 +1,325 @@
+"""Explicit, splittable random keys: Threefry-2x32 (20 rounds) in plain tensor ops.
+
+A key is an ``int64`` tensor of shape ``[..., 2]`` holding two unsigned 32-bit words.
+Every sampler takes ``key`` first and is a pure function of it: the same key gives the
+same numbers eagerly, under ``torch.func.vmap`` (with the default
+``randomness="error"``) and under ``torch.compile``, on any device.  There is no global
+RNG anywhere in funrl.
+
+Batches of keys work two ways: ``vmap`` over a ``[N, 2]`` key tensor, or pass the
+``[N, 2]`` tensor directly and get a leading ``N`` dimension on the output.  Member ``i``
+gets bit-for-bit the numbers ``keys[i]`` gives alone.
+
+Streams are domain-separated: ``bits``/samplers, ``split`` and ``fold_in`` hash
+different counter blocks of the same key, so a key and its children never share numbers.
+
+Example::
+
+    >>> import funrl.random as R
+    >>> k = R.key(0)
+    >>> k1, k2 = R.split(k)
+    >>> x = R.normal(k1, (3,))
+    >>> x.shape
+    torch.Size([3])
+    >>> bool((R.normal(k1, (3,)) == x).all())
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "bernoulli",
+    "bits",
+    "categorical",
+    "choice",
+    "fold_in",
+    "gumbel",
+    "is_key",
+    "key",
+    "normal",
+    "permutation",
+    "randint",
+    "split",
+    "threefry2x32",
+    "uniform",
+]
+
+_MASK = 0xFFFFFFFF
+_ROTATIONS = (13, 15, 26, 6, 17, 29, 16, 24)
+_PARITY = 0x1BD11BDA
+# Counter domains (the first counter word) keep sampler, split and fold_in streams apart.
+_DOMAIN_BITS, _DOMAIN_SPLIT, _DOMAIN_FOLD = 0, 1, 2
+
+Shape = int | Sequence[int] | torch.Size
+
+
+def _rotl(x: torch.Tensor, r: int) -> torch.Tensor:
+    return ((x << r) | (x >> (32 - r))) & _MASK
+
+
+def threefry2x32(
+    k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The Threefry-2x32-20 block cipher (Random123), elementwise with broadcasting.
+
+    All four inputs are int64 tensors holding values in ``[0, 2**32)``; returns the two
+    output words, same convention.  Matches Random123's known-answer vectors.
+    """
+    k2 = k0 ^ k1 ^ _PARITY
+    ks = (k0, k1, k2)
+    x0 = (x0 + k0) & _MASK
+    x1 = (x1 + k1) & _MASK
+    for block in range(5):  # 5 blocks of 4 rounds, key injection after each
+        for r in range(4):
+            x0 = (x0 + x1) & _MASK
+            x1 = _rotl(x1, _ROTATIONS[(block % 2) * 4 + r]) ^ x0
+        s = block + 1
+        x0 = (x0 + ks[s % 3]) & _MASK
+        x1 = (x1 + ks[(s + 1) % 3] + s) & _MASK
+    return x0, x1
+
+
+def _shape(shape: Shape) -> tuple[int, ...]:
+    if isinstance(shape, int):
+        shape = (shape,)
+    out = tuple(int(s) for s in shape)
+    if any(s < 0 for s in out):
+        raise ValueError(f"shape must have non-negative sizes, got {out}")
+    return out
+
+
+def is_key(x: object) -> bool:
+    """True for an int64 tensor shaped ``[..., 2]`` (a key or a batch of keys)."""
+    return (
+        isinstance(x, torch.Tensor) and x.dtype == torch.int64 and x.ndim >= 1 and x.shape[-1] == 2
+    )
+
+
+def _check_key(k: object, name: str = "key") -> torch.Tensor:
+    if not is_key(k):
+        if isinstance(k, torch.Tensor):
+            got = f"a {k.dtype} tensor of shape {tuple(k.shape)}"
+        else:
+            got = type(k).__name__
+        raise TypeError(
+            f"{name} must be a funrl key (int64 tensor of shape [..., 2] from funrl.random.key),"
+            f" got {got}"
+        )
+    return k  # type: ignore[return-value]
+
+
+def key(seed: int | torch.Tensor, device: torch.device | str | None = None) -> torch.Tensor:
+    """A key from an integer seed (Python int or integer tensor of any shape).
+
+    ``key(s)`` has shape ``[2]``; a seed tensor of shape ``S`` gives keys ``[*S, 2]``.
+    Seeds are taken modulo ``2**64`` (the two words are the seed's high and low halves).
+    """
+    if isinstance(seed, torch.Tensor):
+        if seed.dtype.is_floating_point or seed.dtype == torch.bool:
+            raise TypeError(f"seed must be an integer, got a {seed.dtype} tensor")
+        s = seed.to(torch.int64)
+        if device is not None:
+            s = s.to(device)
+        return torch.stack([(s >> 32) & _MASK, s & _MASK], dim=-1)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int or integer tensor, got {type(seed).__name__}")
+    seed %= 2**64
+    return torch.tensor([seed >> 32, seed & _MASK], dtype=torch.int64, device=device)
+
+
+def _hash_block(k: torch.Tensor, domain: int, count: int) -> torch.Tensor:
+    """``2 * count`` words from counters ``(domain, 0..count-1)``: shape ``[..., 2*count]``."""
+    ctr = torch.arange(count, dtype=torch.int64, device=k.device)
+    k0 = k[..., 0:1]
+    k1 = k[..., 1:2]
+    y0, y1 = threefry2x32(k0, k1, torch.full_like(ctr, domain), ctr)
+    return torch.cat([y0, y1], dim=-1)
+
+
+def bits(key: torch.Tensor, shape: Shape = ()) -> torch.Tensor:
+    """Uniform random 32-bit words as int64 in ``[0, 2**32)``, shape ``[*key_batch, *shape]``."""
+    k = _check_key(key)
+    shape = _shape(shape)
+    n = math.prod(shape)
+    words = _hash_block(k, _DOMAIN_BITS, (n + 1) // 2)[..., :n]
+    return words.reshape(k.shape[:-1] + shape)
+
+
+def split(key: torch.Tensor, num: int = 2) -> torch.Tensor:
+    """``num`` new independent keys, shape ``[*key_batch, num, 2]``.
+
+    Unpack as ``k1, k2 = split(key)`` for a single key.
+    """
+    k = _check_key(key)
+    if not isinstance(num, int) or num < 1:
+        raise ValueError(f"num must be a positive int, got {num!r}")
+    words = _hash_block(k, _DOMAIN_SPLIT, num)
+    return torch.stack([words[..., :num], words[..., num:]], dim=-1)
+
+
+def fold_in(key: torch.Tensor, data: int | torch.Tensor) -> torch.Tensor:
+    """A new key that depends on ``key`` and the integer ``data`` (a step, a rank, an id).
+
+    ``data`` may be a Python int or an integer tensor broadcastable with the key batch.
+    """
+    k = _check_key(key)
+    d = torch.as_tensor(data, device=k.device)
+    if d.dtype.is_floating_point or d.dtype == torch.bool:
+        raise TypeError(f"data must be an integer, got dtype {d.dtype}")
+    d = d.to(torch.int64) & _MASK
+    y0, y1 = threefry2x32(k[..., 0], k[..., 1], torch.full_like(d, _DOMAIN_FOLD), d)
+    return torch.stack([y0, y1], dim=-1)
+
+
+def _float_dtype(dtype: torch.dtype) -> torch.dtype:
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
+def _unit(key: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """Uniform in ``[0, 1)`` with a full mantissa: 24 bits (<= float32) or 53 bits (float64)."""
+    if dtype == torch.float64:
+        w = bits(key, (*shape, 2))
+        hi = (w[..., 0] >> 5).to(torch.float64)  # 27 bits
+        lo = (w[..., 1] >> 6).to(torch.float64)  # 26 bits
+        return (hi * 67108864.0 + lo) * (1.0 / 9007199254740992.0)
+    w = bits(key, shape)
+    return ((w >> 8).to(torch.float32) * (1.0 / 16777216.0)).to(dtype)
+
+
+def uniform(
+    key: torch.Tensor,
+    shape: Shape = (),
+    dtype: torch.dtype = torch.float32,
+    low: float | torch.Tensor = 0.0,
+    high: float | torch.Tensor = 1.0,
+) -> torch.Tensor:
+    """Uniform floats in ``[low, high)``, shape ``[*key_batch, *shape]``.
+
+    ``low``/``high`` may be tensors broadcastable to the output (vmappable bounds).
+    """
+    u = _unit(key, _shape(shape), _float_dtype(dtype))
+    return low + u * (torch.as_tensor(high, dtype=dtype) - low)
+
+
+def normal(key: torch.Tensor, shape: Shape = (), dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard normal floats, ``sqrt(2) * erfinv(u)`` with ``u`` uniform in ``(-1, 1)``."""
+    _float_dtype(dtype)
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    u = 2.0 * _unit(key, _shape(shape), compute) - 1.0
+    lo = -1.0 + torch.finfo(compute).eps
+    return (math.sqrt(2.0) * torch.erfinv(torch.clamp(u, min=lo))).to(dtype)
+
+
+def gumbel(key: torch.Tensor, shape: Shape = (), dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Standard Gumbel floats, ``-log(-log(u))`` with ``u`` uniform in ``(0, 1)``."""
+    _float_dtype(dtype)
+    compute = torch.float64 if dtype == torch.float64 else torch.float32
+    tiny = torch.finfo(compute).tiny
+    u = torch.clamp(_unit(key, _shape(shape), compute), min=tiny)
+    return (-torch.log(-torch.log(u))).to(dtype)
+
+
+def randint(
+    key: torch.Tensor,
+    low: int | torch.Tensor,
+    high: int | torch.Tensor,
+    shape: Shape = (),
+    dtype: torch.dtype = torch.int64,
+) -> torch.Tensor:
+    """Integers uniform in ``[low, high)``, shape ``[*key_batch, *shape]``.
+
+    Uses a 64-bit draw reduced modulo ``high - low``; the bias is below ``span / 2**63``.
+    ``low``/``high`` may be tensors (broadcastable), e.g. per-member buffer sizes.
+    """
+    if dtype.is_floating_point:
+        raise TypeError(f"dtype must be an integer dtype, got {dtype}")
+    w = bits(key, (*_shape(shape), 2))
+    r = ((w[..., 0] & 0x7FFFFFFF) << 32) | w[..., 1]  # 63 uniform bits, non-negative
+    low_t = torch.as_tensor(low, dtype=torch.int64, device=r.device)
+    span = torch.as_tensor(high, dtype=torch.int64, device=r.device) - low_t
+    span = torch.clamp(span, min=1)
+    return (low_t + torch.remainder(r, span)).to(dtype)
+
+
+def bernoulli(
+    key: torch.Tensor, p: float | torch.Tensor = 0.5, shape: Shape | None = None
+) -> torch.Tensor:
+    """Booleans that are True with probability ``p``; shape defaults to ``p``'s shape."""
+    p_t = torch.as_tensor(p)
+    dt = p_t.dtype if p_t.dtype.is_floating_point else torch.float32
+    s = tuple(p_t.shape) if shape is None else _shape(shape)
+    return uniform(key, s, dtype=dt) < p_t
+
+
+def categorical(
+    key: torch.Tensor, logits: torch.Tensor, shape: Shape | None = None, dim: int = -1
+) -> torch.Tensor:
+    """Indices drawn with probabilities ``softmax(logits)`` along ``dim`` (Gumbel-max).
+
+    Args:
+      key: a key.
+      logits: ``[..., K]`` unnormalised log-probabilities (``-inf`` masks an entry).
+      shape: output batch shape; defaults to ``logits`` without ``dim``.  Must broadcast
+        with it, e.g. ``(n, *batch)`` for ``n`` draws per row.
+    Returns:
+      int64 tensor of ``shape``.
+    """
+    if not isinstance(logits, torch.Tensor) or not logits.dtype.is_floating_point:
+        raise TypeError("logits must be a floating-point tensor")
+    if logits.ndim == 0:
+        raise ValueError("logits must have at least one dimension (the categories)")
+    logits = torch.movedim(logits, dim, -1)
+    batch = tuple(logits.shape[:-1]) if shape is None else _shape(shape)
+    g = gumbel(key, (*batch, logits.shape[-1]), dtype=logits.dtype)
+    return torch.argmax(logits + g, dim=-1)
+
+
+def permutation(key: torch.Tensor, x: int | torch.Tensor) -> torch.Tensor:
+    """A random permutation of ``range(x)`` (int) or of ``x`` along its first dim."""
+    n = x if isinstance(x, int) else int(x.shape[0])
+    if isinstance(x, torch.Tensor) and x.ndim == 0:
+        raise ValueError("permutation of a tensor needs at least one dimension")
+    # Two independent 32-bit sort keys make ties (which would bias the order) vanishingly rare.
+    w = bits(key, (n, 2))
+    perm = torch.argsort((w[..., 0] << 31) | (w[..., 1] >> 1), dim=-1, stable=True)
+    return perm if isinstance(x, int) else x[perm]
+
+
+def choice(
+    key: torch.Tensor,
+    a: int | torch.Tensor,
+    shape: Shape = (),
+    replace: bool = True,
+    p: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Draw from ``range(a)`` (int) or from the first dim of tensor ``a``.
+
+    With ``replace=False`` the ``prod(shape)`` draws are distinct (Gumbel top-k when ``p``
+    is given).  ``p`` are probabilities over the ``n`` entries.
+    """
+    n = a if isinstance(a, int) else int(a.shape[0])
+    shape = _shape(shape)
+    k = math.prod(shape)
+    if p is not None and p.shape[-1] != n:
+        raise ValueError(f"p must have {n} entries (one per choice), got shape {tuple(p.shape)}")
+    if replace:
+        if p is None:
+            idx = randint(key, 0, n, shape)
+        else:
+            idx = categorical(key, torch.log(p), shape)
+    else:
+        if k > n:
+            raise ValueError(f"cannot take {k} samples without replacement from {n} entries")
+        if p is None:
+            idx = permutation(key, n)[..., :k].reshape(shape)
+        else:
+            g = gumbel(key, (n,), dtype=p.dtype)
+            idx = torch.topk(torch.log(p) + g, k, dim=-1).indices.reshape(shape)
+    return idx if isinstance(a, int) else a[idx]

@@ -1,0 +1,258 @@
+"""Pytree helpers: every piece of funrl state is a pytree of tensors.
+
+A pytree is any nesting of tuples, lists, dicts, NamedTuples and ``@struct`` classes
+with tensors (or other leaves) at the bottom.  These helpers are thin, fast wrappers over
+``torch.utils._pytree`` (the registry ``torch.func`` and ``torch.compile`` read), which
+uses optree's C++ implementation underneath when it is installed.
+
+Example::
+
+    >>> import torch, funrl.tree as T
+    >>> @T.struct
+    ... class State:
+    ...     w: torch.Tensor
+    ...     step: torch.Tensor
+    >>> s = State(torch.zeros(3), torch.tensor(0))
+    >>> s2 = s.replace(step=s.step + 1)
+    >>> int(s2.step), T.map(lambda x: x + 1, s).w.tolist()
+    (1, [1.0, 1.0, 1.0])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import torch
+import torch.utils._pytree as _pt
+
+__all__ = [
+    "add",
+    "all_equal",
+    "allclose",
+    "cast",
+    "field",
+    "flatten",
+    "full_like",
+    "global_norm",
+    "index",
+    "leaves",
+    "map",
+    "num_elements",
+    "ones_like",
+    "scale",
+    "stack",
+    "struct",
+    "structure",
+    "sub",
+    "unflatten",
+    "unstack",
+    "where",
+    "zeros_like",
+]
+
+PyTree = Any
+T = TypeVar("T")
+
+_STATIC = "funrl_static"
+
+
+def field(*, static: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field for ``@struct``; ``static=True`` keeps it out of the pytree.
+
+    Static fields are part of the tree's *structure* (compared, hashed, burned into a
+    compiled graph), not leaves: use them for Python ints, strings and callables that do
+    not change during training.
+    """
+    metadata = dict(kwargs.pop("metadata", None) or {})
+    metadata[_STATIC] = static
+    return dataclasses.field(metadata=metadata, **kwargs)
+
+
+def struct(cls: type[T]) -> type[T]:
+    """Turn ``cls`` into a frozen dataclass registered as a pytree, with ``.replace``.
+
+    Fields are leaves (or subtrees) unless declared with ``field(static=True)``.  The
+    class works with ``torch.func.vmap``/``grad``, ``torch.compile`` and every helper here.
+    """
+    if not isinstance(cls, type):
+        raise TypeError(f"struct expects a class, got {type(cls).__name__}")
+    dc = dataclasses.dataclass(frozen=True)(cls)
+    fields = dataclasses.fields(dc)
+    dynamic = tuple(f.name for f in fields if not f.metadata.get(_STATIC, False))
+    static = tuple(f.name for f in fields if f.metadata.get(_STATIC, False))
+
+    def flatten(obj: Any) -> tuple[list[Any], Any]:
+        return [getattr(obj, n) for n in dynamic], tuple(getattr(obj, n) for n in static)
+
+    def unflatten(values: Any, context: Any) -> Any:
+        obj = object.__new__(dc)
+        for n, v in zip(dynamic, values):
+            object.__setattr__(obj, n, v)
+        for n, v in zip(static, context):
+            object.__setattr__(obj, n, v)
+        return obj
+
+    def flatten_with_keys(obj: Any) -> tuple[list[tuple[Any, Any]], Any]:
+        children, ctx = flatten(obj)
+        return [(_pt.GetAttrKey(n), c) for n, c in zip(dynamic, children)], ctx
+
+    _pt.register_pytree_node(
+        dc,
+        flatten,
+        unflatten,
+        serialized_type_name=f"{dc.__module__}.{dc.__qualname__}",
+        flatten_with_keys_fn=flatten_with_keys,
+    )
+    dc.replace = lambda self, **changes: dataclasses.replace(self, **changes)  # type: ignore[attr-defined]
+    return dc
+
+
+def map(fn: Callable[..., Any], tree: PyTree, *rest: PyTree) -> PyTree:
+    """``fn`` applied leaf by leaf over ``tree`` and trees of the same structure."""
+    return _pt.tree_map(fn, tree, *rest)
+
+
+def leaves(tree: PyTree) -> list[Any]:
+    """The leaves of ``tree`` in a fixed (flatten) order."""
+    return _pt.tree_leaves(tree)
+
+
+def structure(tree: PyTree) -> Any:
+    """The tree's structure (a ``TreeSpec``), comparable with ``==``."""
+    return _pt.tree_structure(tree)
+
+
+def flatten(tree: PyTree) -> tuple[list[Any], Any]:
+    """``(leaves, treespec)``; invert with :func:`unflatten`."""
+    return _pt.tree_flatten(tree)
+
+
+def unflatten(leaves_: Sequence[Any], spec: Any) -> PyTree:
+    """Rebuild a tree from its leaves and the spec :func:`flatten` returned."""
+    return _pt.tree_unflatten(list(leaves_), spec)
+
+
+def stack(trees: Sequence[PyTree], dim: int = 0) -> PyTree:
+    """Stack N trees of equal structure into one tree whose leaves gain dim ``dim`` of size N.
+
+    This is how a population or an ensemble is built from single members.
+    """
+    if len(trees) == 0:
+        raise ValueError("stack needs at least one tree, got an empty sequence")
+    specs = [structure(t) for t in trees]
+    for i, s in enumerate(specs[1:], start=1):
+        if s != specs[0]:
+            raise ValueError(f"stack: tree {i} has structure {s}, expected {specs[0]}")
+    flat = [leaves(t) for t in trees]
+    stacked = [torch.stack([torch.as_tensor(f[j]) for f in flat], dim) for j in range(len(flat[0]))]
+    return unflatten(stacked, specs[0])
+
+
+def unstack(tree: PyTree) -> list[PyTree]:
+    """Split a tree along the leading dim of its leaves; inverse of :func:`stack`."""
+    flat, spec = flatten(tree)
+    if not flat:
+        raise ValueError("unstack needs a tree with at least one leaf")
+    n = flat[0].shape[0]
+    for x in flat:
+        if x.ndim == 0 or x.shape[0] != n:
+            raise ValueError(
+                f"unstack: all leaves need the same leading dim {n}, got shape {tuple(x.shape)}"
+            )
+    return [unflatten([x[i] for x in flat], spec) for i in range(n)]
+
+
+def index(tree: PyTree, idx: Any) -> PyTree:
+    """``leaf[idx]`` for every leaf: select members or slice the leading dim."""
+    return map(lambda x: x[idx], tree)
+
+
+def _expand_to(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
+
+
+def where(mask: torch.Tensor, a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``torch.where(mask, a, b)``; ``mask`` broadcasts over *leading* dims.
+
+    A mask of shape ``[B]`` selects whole members of leaves shaped ``[B, ...]`` (this is
+    how auto-reset and PBT pick between two state trees).
+    """
+    mask = torch.as_tensor(mask)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"where: mask must be a bool tensor, got dtype {mask.dtype}")
+
+    def pick(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.where(_expand_to(mask, x), x, y)
+
+    return map(pick, a, b)
+
+
+def zeros_like(tree: PyTree) -> PyTree:
+    """A tree of zeros shaped like ``tree``."""
+    return map(torch.zeros_like, tree)
+
+
+def ones_like(tree: PyTree) -> PyTree:
+    """A tree of ones shaped like ``tree``."""
+    return map(torch.ones_like, tree)
+
+
+def full_like(tree: PyTree, value: Any) -> PyTree:
+    """A tree shaped like ``tree`` filled with ``value``."""
+    return map(lambda x: torch.full_like(x, value), tree)
+
+
+def add(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a + b``."""
+    return map(torch.add, a, b)
+
+
+def sub(a: PyTree, b: PyTree) -> PyTree:
+    """Leafwise ``a - b``."""
+    return map(torch.sub, a, b)
+
+
+def scale(tree: PyTree, s: Any) -> PyTree:
+    """Leafwise ``s * leaf`` (``s`` a number or a broadcastable tensor)."""
+    return map(lambda x: x * s, tree)
+
+
+def cast(tree: PyTree, dtype: torch.dtype) -> PyTree:
+    """Floating-point leaves cast to ``dtype``; integer and bool leaves unchanged."""
+    return map(lambda x: x.to(dtype) if torch.is_floating_point(x) else x, tree)
+
+
+def global_norm(tree: PyTree) -> torch.Tensor:
+    """``sqrt(sum of squares of all leaves)``, a 0-d tensor (as in optax/clip_grad_norm_)."""
+    flat = leaves(tree)
+    if not flat:
+        return torch.tensor(0.0)
+    return torch.sqrt(sum(torch.sum(torch.square(x)) for x in flat))
+
+
+def num_elements(tree: PyTree) -> int:
+    """Total number of scalar entries across the leaves."""
+    return sum(int(x.numel()) for x in leaves(tree))
+
+
+def _compare(a: PyTree, b: PyTree, fn: Callable[[torch.Tensor, torch.Tensor], bool]) -> bool:
+    fa, sa = flatten(a)
+    fb, sb = flatten(b)
+    if sa != sb:
+        return False
+    return all(
+        x.shape == y.shape and x.dtype == y.dtype and fn(x, y)
+        for x, y in zip(fa, fb, strict=True)
+    )
+
+
+def all_equal(a: PyTree, b: PyTree) -> bool:
+    """True when both trees have the same structure and bit-identical leaves."""
+    return _compare(a, b, lambda x, y: bool(torch.equal(x, y)))
+
+
+def allclose(a: PyTree, b: PyTree, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    """True when both trees have the same structure and close leaves (NaNs equal)."""
+    return _compare(a, b, lambda x, y: torch.allclose(x, y, rtol, atol, equal_nan=True))
