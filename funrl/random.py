@@ -208,7 +208,9 @@ def uniform(
     return low + u * (torch.as_tensor(high, dtype=dtype) - low)
 
 
-def normal(key: torch.Tensor, shape: Shape = (), dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def normal(
+    key: torch.Tensor, shape: Shape = (), dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Standard normal floats, ``sqrt(2) * erfinv(u)`` with ``u`` uniform in ``(-1, 1)``."""
     _float_dtype(dtype)
     compute = torch.float64 if dtype == torch.float64 else torch.float32
@@ -217,7 +219,9 @@ def normal(key: torch.Tensor, shape: Shape = (), dtype: torch.dtype = torch.floa
     return (math.sqrt(2.0) * torch.erfinv(torch.clamp(u, min=lo))).to(dtype)
 
 
-def gumbel(key: torch.Tensor, shape: Shape = (), dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def gumbel(
+    key: torch.Tensor, shape: Shape = (), dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Standard Gumbel floats, ``-log(-log(u))`` with ``u`` uniform in ``(0, 1)``."""
     _float_dtype(dtype)
     compute = torch.float64 if dtype == torch.float64 else torch.float32

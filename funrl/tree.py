@@ -79,7 +79,7 @@ def struct(cls: type[T]) -> type[T]:
     if not isinstance(cls, type):
         raise TypeError(f"struct expects a class, got {type(cls).__name__}")
     dc = dataclasses.dataclass(frozen=True)(cls)
-    fields = dataclasses.fields(dc)
+    fields = dataclasses.fields(dc)  # type: ignore[arg-type]
     dynamic = tuple(f.name for f in fields if not f.metadata.get(_STATIC, False))
     static = tuple(f.name for f in fields if f.metadata.get(_STATIC, False))
 
@@ -229,7 +229,7 @@ def global_norm(tree: PyTree) -> torch.Tensor:
     flat = leaves(tree)
     if not flat:
         return torch.tensor(0.0)
-    return torch.sqrt(sum(torch.sum(torch.square(x)) for x in flat))
+    return torch.sqrt(torch.stack([torch.sum(torch.square(x)) for x in flat]).sum())
 
 
 def num_elements(tree: PyTree) -> int:
@@ -243,8 +243,7 @@ def _compare(a: PyTree, b: PyTree, fn: Callable[[torch.Tensor, torch.Tensor], bo
     if sa != sb:
         return False
     return all(
-        x.shape == y.shape and x.dtype == y.dtype and fn(x, y)
-        for x, y in zip(fa, fb, strict=True)
+        x.shape == y.shape and x.dtype == y.dtype and fn(x, y) for x, y in zip(fa, fb, strict=True)
     )
 
 

@@ -63,7 +63,9 @@ class Discrete:
         return hash(("Discrete", self.n, self.start))
 
     def __repr__(self) -> str:
-        return f"Discrete({self.n})" if self.start == 0 else f"Discrete({self.n}, start={self.start})"
+        return (
+            f"Discrete({self.n})" if self.start == 0 else f"Discrete({self.n}, start={self.start})"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,8 +138,10 @@ class Box:
         return hash(("Box", self.shape, self.dtype))
 
     def __repr__(self) -> str:
-        if self.low.numel() and bool((self.low == self.low.flatten()[0]).all()) and bool(
-            (self.high == self.high.flatten()[0]).all()
+        if (
+            self.low.numel()
+            and bool((self.low == self.low.flatten()[0]).all())
+            and bool((self.high == self.high.flatten()[0]).all())
         ):
             lo, hi = float(self.low.flatten()[0]), float(self.high.flatten()[0])
             return f"Box({lo}, {hi}, {self.shape}, {self.dtype})"

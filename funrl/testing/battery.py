@@ -64,7 +64,10 @@ def assert_trees_close(
 
 
 def _member(args: Sequence[Any], in_dims: Sequence[int | None], i: int) -> list[Any]:
-    return [a if d is None else tree.map(lambda x, d=d: x.select(d, i), a) for a, d in zip(args, in_dims)]
+    return [
+        a if d is None else tree.map(lambda x, d=d: x.select(d, i), a)
+        for a, d in zip(args, in_dims)
+    ]
 
 
 def _batch_size(args: Sequence[Any], in_dims: Sequence[int | None]) -> int:
@@ -78,7 +81,7 @@ def _batch_size(args: Sequence[Any], in_dims: Sequence[int | None]) -> int:
 def check_transforms(
     fn: Callable[..., Any],
     *batched_args: Any,
-    in_dims: int | None | Sequence[int | None] = 0,
+    in_dims: int | Sequence[int | None] | None = 0,
     compile: bool = True,
     fullgraph: bool = True,
     members: int | None = 2,

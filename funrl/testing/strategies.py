@@ -41,9 +41,9 @@ def shapes(
     min_dims: int = 0, max_dims: int = 3, min_side: int = 1, max_side: int = 5
 ) -> st.SearchStrategy[tuple[int, ...]]:
     """Tensor shapes with ``min_dims..max_dims`` dims of ``min_side..max_side`` each."""
-    return st.lists(
-        st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims
-    ).map(tuple)
+    return st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims).map(
+        tuple
+    )
 
 
 def float_tensors(
@@ -58,7 +58,9 @@ def float_tensors(
     if isinstance(shape_st, tuple):
         shape_st = st.just(shape_st)
     np_dtype = np.float64 if dtype == torch.float64 else np.float32
-    elem = st.floats(min_value, max_value, allow_nan=False, width=64 if np_dtype == np.float64 else 32)
+    elem = st.floats(
+        min_value, max_value, allow_nan=False, width=64 if np_dtype == np.float64 else 32
+    )
 
     def build(s: tuple[int, ...]) -> st.SearchStrategy[torch.Tensor]:
         n = int(np.prod(s))
@@ -79,7 +81,9 @@ def pytrees(
         lambda children: st.one_of(
             st.lists(children, min_size=1, max_size=3),
             st.lists(children, min_size=1, max_size=3).map(tuple),
-            st.dictionaries(st.text("abcdefgh", min_size=1, max_size=3), children, min_size=1, max_size=3),
+            st.dictionaries(
+                st.text("abcdefgh", min_size=1, max_size=3), children, min_size=1, max_size=3
+            ),
         ),
         max_leaves=max_leaves,
     )

@@ -1,0 +1,268 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import funrl.random as R
+from funrl.testing import check_transforms
+from funrl.testing import strategies as fst
+
+# Random123's known-answer vectors for threefry2x32 with 20 rounds (kat_vectors):
+# (key0, key1, ctr0, ctr1) -> (out0, out1).
+KAT = [
+    ((0, 0, 0, 0), (0x6B200159, 0x99BA4EFE)),
+    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+    ((0x13198A2E, 0x03707344, 0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+]
+
+
+@pytest.mark.parametrize(("inputs", "expected"), KAT)
+def test_threefry_known_answers(inputs, expected):
+    k0, k1, x0, x1 = (torch.tensor(v, dtype=torch.int64) for v in inputs)
+    y0, y1 = R.threefry2x32(k0, k1, x0, x1)
+    assert (int(y0), int(y1)) == expected
+
+
+def test_threefry_broadcasts_known_answers():
+    ins = torch.tensor([i for i, _ in KAT], dtype=torch.int64)
+    y0, y1 = R.threefry2x32(ins[:, 0], ins[:, 1], ins[:, 2], ins[:, 3])
+    assert torch.equal(torch.stack([y0, y1], -1), torch.tensor([o for _, o in KAT]))
+
+
+def test_key_from_int_and_tensor():
+    assert R.key(5).tolist() == [0, 5]
+    assert R.key(2**40 + 7).tolist() == [2**8, 7]
+    assert R.key(-1).tolist() == [2**32 - 1, 2**32 - 1]  # modulo 2**64
+    batch = R.key(torch.arange(3))
+    assert batch.shape == (3, 2) and batch[:, 1].tolist() == [0, 1, 2]
+    assert R.is_key(R.key(0)) and not R.is_key(torch.zeros(2))
+
+
+def test_same_key_same_numbers_different_keys_differ():
+    k = R.key(42)
+    assert torch.equal(R.normal(k, (100,)), R.normal(k, (100,)))
+    assert not torch.equal(R.normal(k, (100,)), R.normal(R.key(43), (100,)))
+
+
+def test_split_and_fold_in_give_distinct_streams():
+    k = R.key(0)
+    children = R.split(k, 64)
+    assert children.shape == (64, 2)
+    assert len({tuple(c.tolist()) for c in children}) == 64
+    assert not any(torch.equal(c, k) for c in children)
+    folded = torch.stack([R.fold_in(k, i) for i in range(64)])
+    assert len({tuple(c.tolist()) for c in folded}) == 64
+    # domains are separated: fold_in(k, i) is not split(k)[i]
+    assert not any(torch.equal(a, b) for a, b in zip(children, folded))
+    # fold_in with a tensor of data broadcasts
+    assert torch.equal(R.fold_in(k, torch.arange(64)), folded)
+
+
+def test_bits_stream_depends_on_count_not_layout():
+    k = R.key(3)
+    # the same number of words gives the same stream whatever the shape
+    assert torch.equal(R.bits(k, (2, 3)).flatten(), R.bits(k, (6,)))
+    w = R.bits(k, (1000,))
+    assert w.dtype == torch.int64 and w.min() >= 0 and w.max() < 2**32
+    assert w.max() > 2**31  # the top bit is used
+
+
+def test_leading_key_dim_equals_vmap_equals_loop():
+    keys = R.split(R.key(7), 5)
+    for fn in (
+        lambda k: R.uniform(k, (3, 2)),
+        lambda k: R.normal(k, (4,), dtype=torch.float64),
+        lambda k: R.randint(k, 0, 10, (6,)),
+        lambda k: R.gumbel(k, (2,)),
+    ):
+        loop = torch.stack([fn(k) for k in keys])
+        assert torch.equal(fn(keys), loop)
+        assert torch.equal(torch.func.vmap(fn)(keys), loop)
+
+
+SAMPLERS = {
+    "bits": lambda k: R.bits(k, (5,)),
+    "uniform": lambda k: R.uniform(k, (5,)),
+    "uniform64": lambda k: R.uniform(k, (3,), dtype=torch.float64, low=-2.0, high=3.0),
+    "normal": lambda k: R.normal(k, (5,)),
+    "gumbel": lambda k: R.gumbel(k, (5,)),
+    "randint": lambda k: R.randint(k, -3, 9, (5,)),
+    "bernoulli": lambda k: R.bernoulli(k, 0.3, (5,)),
+    "categorical": lambda k: R.categorical(k, torch.tensor([0.1, 2.0, -1.0]), (4,)),
+    "permutation": lambda k: R.permutation(k, 6),
+    "choice": lambda k: R.choice(k, 10, (3,), replace=False),
+    "choice_p": lambda k: R.choice(k, 4, (3,), p=torch.tensor([0.1, 0.2, 0.3, 0.4])),
+    "split": lambda k: R.split(k, 3),
+    "fold_in": lambda k: R.fold_in(k, 17),
+}
+
+
+# Integer streams are bit-identical everywhere.  Float samplers that apply log/erfinv are
+# bit-identical eagerly and under vmap; inductor's vectorised transcendental functions may
+# differ in the last ulp, hence the compile tolerance.
+FLOAT_SAMPLERS = {"normal", "gumbel", "uniform64"}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_eager_vmap_compile_agree(name):
+    keys = R.split(R.key(11), 4)
+    ctol = 1e-6 if name in FLOAT_SAMPLERS else 0.0
+    check_transforms(SAMPLERS[name], keys, rtol=0.0, atol=0.0, compile_rtol=ctol, compile_atol=ctol)
+
+
+def test_tensor_hyperparameters_vmap():
+    keys = R.split(R.key(1), 3)
+    highs = torch.tensor([1, 5, 100])
+    ps = torch.tensor([0.0, 0.5, 1.0])
+    out = check_transforms(lambda k, h: R.randint(k, 0, h, (200,)), keys, highs, compile=False)
+    assert (out[0] == 0).all() and out[1].max() <= 4 and out[2].max() > 50
+    b = check_transforms(lambda k, p: R.bernoulli(k, p, (200,)), keys, ps, compile=False)
+    assert not b[0].any() and b[2].all()
+
+
+# ---- statistics: deterministic keys, thresholds at ~1e-6 false-alarm rates -----------
+
+CHI2_999 = {9: 27.88, 4: 18.47, 5: 20.52}  # 99.9% quantiles
+
+
+def chi2(counts: torch.Tensor, expected: torch.Tensor) -> float:
+    return float(((counts.double() - expected) ** 2 / expected).sum())
+
+
+def test_uniform_moments_and_bins():
+    u = R.uniform(R.key(0), (200_000,))
+    assert u.min() >= 0 and u.max() < 1
+    assert abs(float(u.mean()) - 0.5) < 0.004
+    assert abs(float(u.var()) - 1 / 12) < 0.002
+    counts = torch.bincount((u * 10).long(), minlength=10)
+    assert chi2(counts, torch.full((10,), 20_000.0)) < CHI2_999[9]
+
+
+def test_uniform_float64_uses_53_bits():
+    u = R.uniform(R.key(1), (10_000,), dtype=torch.float64)
+    assert u.dtype == torch.float64
+    frac = (u * 2.0**32) - torch.floor(u * 2.0**32)
+    assert (frac != 0).float().mean() > 0.99  # more than 32 bits of mantissa in use
+
+
+def test_normal_moments():
+    x = R.normal(R.key(2), (200_000,))
+    assert abs(float(x.mean())) < 0.01
+    assert abs(float(x.std()) - 1) < 0.01
+    assert abs(float((x**4).mean()) - 3) < 0.06  # kurtosis of a Gaussian
+    assert torch.isfinite(x).all()
+
+
+def test_gumbel_mean():
+    g = R.gumbel(R.key(3), (200_000,))
+    assert abs(float(g.mean()) - 0.5772156649) < 0.01
+    assert abs(float(g.var()) - math.pi**2 / 6) < 0.03
+
+
+def test_randint_uniform_over_range():
+    x = R.randint(R.key(4), 3, 8, (100_000,))
+    assert x.min() == 3 and x.max() == 7
+    counts = torch.bincount(x - 3, minlength=5)
+    assert chi2(counts, torch.full((5,), 20_000.0)) < CHI2_999[4]
+
+
+def test_bernoulli_rate():
+    b = R.bernoulli(R.key(5), 0.3, (100_000,))
+    assert b.dtype == torch.bool
+    assert abs(float(b.float().mean()) - 0.3) < 0.006
+
+
+def test_categorical_matches_softmax():
+    logits = torch.tensor([0.0, 1.0, -1.0, 2.0, 0.5])
+    x = R.categorical(R.key(6), logits, (100_000,))
+    expected = torch.softmax(logits.double(), 0) * 100_000
+    assert chi2(torch.bincount(x, minlength=5), expected) < CHI2_999[4]
+    masked = R.categorical(R.key(6), torch.tensor([0.0, float("-inf"), 0.0]), (1000,))
+    assert not (masked == 1).any()
+
+
+def test_categorical_batched_logits_and_dim():
+    logits = torch.tensor([[10.0, -10.0], [-10.0, 10.0]])
+    assert R.categorical(R.key(0), logits).tolist() == [0, 1]
+    assert R.categorical(R.key(0), logits.T, dim=0).tolist() == [0, 1]
+
+
+def test_permutation_is_uniform():
+    n = 5
+    perms = R.permutation(R.split(R.key(7), 20_000), n)
+    assert (perms.sort(-1).values == torch.arange(n)).all()
+    first = torch.bincount(perms[:, 0], minlength=n)
+    assert chi2(first, torch.full((n,), 4000.0)) < CHI2_999[4]
+    x = torch.arange(10.0) * 2
+    px = R.permutation(R.key(0), x)
+    assert sorted(px.tolist()) == x.tolist()
+
+
+def test_choice_variants():
+    k = R.key(8)
+    assert len(set(R.choice(k, 10, (10,), replace=False).tolist())) == 10
+    p = torch.tensor([0.0, 0.0, 1.0])
+    assert (R.choice(k, 3, (50,), p=p) == 2).all()
+    assert sorted(
+        R.choice(k, 3, (2,), replace=False, p=torch.tensor([0.5, 0.5, 0.0])).tolist()
+    ) == [0, 1]
+    a = torch.tensor([10.0, 20.0, 30.0])
+    assert set(R.choice(k, a, (20,)).tolist()) <= {10.0, 20.0, 30.0}
+
+
+def test_split_children_uncorrelated():
+    children = R.split(R.key(9), 8)
+    streams = R.uniform(children, (20_000,))
+    corr = torch.corrcoef(streams)
+    off = corr - torch.eye(8)
+    assert off.abs().max() < 0.04  # |r| < 4/sqrt(n) for independent streams
+    # a child's stream is also uncorrelated with its parent's
+    parent = R.uniform(R.key(9), (20_000,))
+    assert abs(float(torch.corrcoef(torch.stack([parent, streams[0]]))[0, 1])) < 0.04
+
+
+@given(fst.keys(), fst.shapes(max_dims=3))
+def test_uniform_range_and_shape_property(key, shape):
+    u = R.uniform(key, shape)
+    assert u.shape == shape and u.dtype == torch.float32
+    assert ((u >= 0) & (u < 1)).all()
+
+
+@given(fst.keys(), st.integers(1, 50))
+def test_split_shape_property(key, num):
+    assert R.split(key, num).shape == (num, 2)
+    assert R.split(R.split(key, 3), num).shape == (3, num, 2)
+
+
+# ---- bad input -------------------------------------------------------------------------
+
+
+def test_not_a_key_errors_name_the_argument():
+    with pytest.raises(TypeError, match="key must be a funrl key"):
+        R.uniform(torch.zeros(2), (3,))
+    with pytest.raises(TypeError, match=r"shape \(3,\)"):
+        R.normal(torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="got list"):
+        R.split([0, 1])  # type: ignore[arg-type]
+
+
+def test_bad_arguments():
+    k = R.key(0)
+    with pytest.raises(ValueError, match="num must be a positive int"):
+        R.split(k, 0)
+    with pytest.raises(ValueError, match="non-negative"):
+        R.uniform(k, (-1,))
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        R.uniform(k, (2,), dtype=torch.int32)
+    with pytest.raises(TypeError, match="logits must be a floating-point"):
+        R.categorical(k, torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="without replacement"):
+        R.choice(k, 3, (4,), replace=False)
+    with pytest.raises(ValueError, match="p must have 3 entries"):
+        R.choice(k, 3, (2,), p=torch.tensor([0.5, 0.5]))
+    with pytest.raises(TypeError, match="seed must be"):
+        R.key(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="data must be an integer"):
+        R.fold_in(k, torch.tensor(1.0))
