@@ -1,0 +1,130 @@
+"""Environment ids: ``make(env_id, **kwargs) -> (env, params)``.
+
+Built-in ids (imported lazily, on first ``make``): ``"CartPole-v1"``, ``"Acrobot-v1"``,
+``"MountainCar-v0"``, ``"MountainCarContinuous-v0"``, ``"Pendulum-v1"`` and the probe
+envs ``"funrl/ConstantReward-v0"``, ``"funrl/ObservationReward-v0"``,
+``"funrl/ActionReward-v0"``, ``"funrl/ContinuousActionReward-v0"``,
+``"funrl/TwoStepDiscount-v0"``.  An id starting with ``"gym:"`` goes through the
+host-side Gymnasium bridge (:func:`make_gymnasium`): ``make("gym:HalfCheetah-v5")``.
+
+Example::
+
+    >>> from funrl.envs.registry import make, register, registered
+    >>> env, params = make("CartPole-v1")                  # doctest: +SKIP
+    >>> venv, params = make("CartPole-v1", num_envs=16)    # a VecEnv  # doctest: +SKIP
+    >>> "Pendulum-v1" in registered()
+    True
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from funrl.envs.base import Environment
+from funrl.envs.vector import VecEnv
+
+__all__ = ["make", "make_gymnasium", "register", "registered"]
+
+Factory = Callable[..., Any]
+
+_REGISTRY: dict[str, Factory] = {}
+
+
+def _lazy(module: str, name: str) -> Factory:
+    """A factory that imports ``module`` only when called and builds ``module.name(**kwargs)``."""
+
+    def factory(**kwargs: Any) -> Environment:
+        return getattr(importlib.import_module(module), name)(**kwargs)
+
+    factory.__qualname__ = factory.__name__ = f"make_{name}"
+    return factory
+
+
+def register(env_id: str, factory: Factory, *, overwrite: bool = False) -> None:
+    """Register ``factory(**kwargs) -> Environment`` (or ``-> (env, params)``) under ``env_id``.
+
+    Raises ``ValueError`` if ``env_id`` is taken (pass ``overwrite=True`` to replace it)
+    or uses the reserved ``"gym:"`` prefix, ``TypeError`` if ``factory`` is not callable.
+    """
+    if not isinstance(env_id, str) or not env_id:
+        raise TypeError(f"register: env_id must be a non-empty str, got {env_id!r}")
+    if env_id.startswith("gym:"):
+        raise ValueError(
+            f"register: the 'gym:' prefix is reserved for the Gymnasium bridge ({env_id!r})"
+        )
+    if not callable(factory):
+        raise TypeError(f"register: factory for {env_id!r} must be callable, got {factory!r}")
+    if env_id in _REGISTRY and not overwrite:
+        raise ValueError(
+            f"register: {env_id!r} is already registered (to {_REGISTRY[env_id]!r}); "
+            "pass overwrite=True to replace it"
+        )
+    _REGISTRY[env_id] = factory
+
+
+def registered() -> list[str]:
+    """The registered ids, sorted (``"gym:<id>"`` ids are not listed)."""
+    return sorted(_REGISTRY)
+
+
+def make_gymnasium(
+    env_id: Any, num_envs: int | None = None, vectorization: str = "sync", **kwargs: Any
+) -> tuple[Any, Any]:
+    """``(GymnasiumEnv(env_id, num_envs, vectorization, **kwargs), None)``: the host bridge.
+
+    The bridge has no params (``None``); it is not vmappable or compilable (see
+    :mod:`funrl.envs.gym_bridge`).
+    """
+    from funrl.envs.gym_bridge import GymnasiumEnv
+
+    env = GymnasiumEnv(env_id, num_envs=num_envs, vectorization=vectorization, **kwargs)
+    return env, None
+
+
+def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[Any, Any]:
+    """``(env, params)`` for a registered id; ``kwargs`` go to the factory.
+
+    Args:
+      env_id: a registered id (see :func:`registered`) or ``"gym:<gymnasium id>"``.
+      num_envs: if given, the env is wrapped in ``VecEnv(env, num_envs)`` (a gym id gets a
+        Gymnasium vector env instead; pass ``vectorization="async"`` for subprocesses).
+      **kwargs: passed to the factory (for ``"gym:"`` ids: to ``gymnasium.make``).
+
+    Raises ``ValueError`` for an unknown id, naming the closest registered ones.
+    """
+    if not isinstance(env_id, str):
+        raise TypeError(f"make: env_id must be a str, got {type(env_id).__name__}")
+    if env_id.startswith("gym:"):
+        return make_gymnasium(env_id[len("gym:") :], num_envs=num_envs, **kwargs)
+    if env_id not in _REGISTRY:
+        close = difflib.get_close_matches(env_id, list(_REGISTRY), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"make: unknown env id {env_id!r}{hint} (registered: {', '.join(registered())}; "
+            "use 'gym:<id>' for a Gymnasium env)"
+        )
+    out = _REGISTRY[env_id](**kwargs)
+    env, params = out if isinstance(out, tuple) else (out, None)
+    if not isinstance(env, Environment):
+        raise TypeError(f"make: the factory for {env_id!r} returned {env!r}, not an Environment")
+    if num_envs is not None:
+        env = VecEnv(env, num_envs)
+    return env, env.default_params() if params is None else params
+
+
+for _id, _mod, _name in [
+    ("CartPole-v1", "funrl.envs.classic_control", "CartPole"),
+    ("Acrobot-v1", "funrl.envs.classic_control", "Acrobot"),
+    ("MountainCar-v0", "funrl.envs.classic_control", "MountainCar"),
+    ("MountainCarContinuous-v0", "funrl.envs.classic_control", "MountainCarContinuous"),
+    ("Pendulum-v1", "funrl.envs.classic_control", "Pendulum"),
+    ("funrl/ConstantReward-v0", "funrl.envs.probes", "ConstantReward"),
+    ("funrl/ObservationReward-v0", "funrl.envs.probes", "ObservationReward"),
+    ("funrl/ActionReward-v0", "funrl.envs.probes", "ActionReward"),
+    ("funrl/ContinuousActionReward-v0", "funrl.envs.probes", "ContinuousActionReward"),
+    ("funrl/TwoStepDiscount-v0", "funrl.envs.probes", "TwoStepDiscount"),
+]:
+    register(_id, _lazy(_mod, _name))

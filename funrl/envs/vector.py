@@ -1,0 +1,202 @@
+"""Vectorisation: ``VecEnv`` runs ``num_envs`` copies of an environment as one environment.
+
+``VecEnv(env, n)`` is itself an :class:`~funrl.envs.base.Environment` over a batch: its
+``reset`` splits the key into ``n`` keys and ``torch.func.vmap``-s the inner ``reset``; its
+``step`` vmaps the inner ``step``, so each member auto-resets on its own (the inner
+``step``'s ``torch.where`` over the state tree).  Every output gains a leading dim ``n``:
+``obs [n, *obs_shape]``, ``reward/terminated/truncated [n]``, every ``info`` entry ``[n, ...]``.
+
+``params`` are shared by all members by default.  With ``batched_params=True`` every
+params leaf carries a leading dim ``n`` (domain randomisation: one physics per member);
+``default_params()`` then returns the inner defaults repeated ``n`` times.
+
+Spaces are those of **one** member (``observation_space``/``action_space``); the batch is
+``num_envs`` (and ``batch_shape == (num_envs,)``, which wrappers read).  ``VecEnv``
+composes with ``torch.compile`` (compile the whole step) and with an outer ``vmap``
+(a population of vectorised envs).
+
+Checks in ``step``: the key must be one key ``[2]``, ``action`` must have leading dim ``n``,
+every state leaf must have leading dim ``n`` and batched params leading dim ``n`` (shape
+checks, always on, also under compile); the action *values* (integer dtype and range of a
+``Discrete`` space, float dtype of a ``Box``) are checked only eagerly: they are skipped
+under ``torch.compile`` (``torch.compiler.is_compiling()``) and when the action is a
+functorch-batched tensor (inside an outer ``vmap``/``grad``), where reading values is
+impossible.
+
+Example::
+
+    >>> import torch, funrl.random as R
+    >>> from funrl.envs.vector import VecEnv
+    >>> from funrl.envs.classic_control import CartPole
+    >>> venv = VecEnv(CartPole(), 8)
+    >>> obs, state = venv.reset(R.key(0))
+    >>> obs.shape
+    torch.Size([8, 4])
+    >>> action = torch.zeros(8, dtype=torch.int64)
+    >>> obs, state, r, term, trunc, info = venv.step(R.key(1), state, action)
+    >>> r.shape, info["final_observation"].shape
+    (torch.Size([8]), torch.Size([8, 4]))
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.func import vmap
+
+from funrl import random as R
+from funrl import tree
+from funrl.envs.base import Environment, StepResult
+from funrl.envs.spaces import Space
+
+__all__ = ["VecEnv", "batch_shape", "is_tracing"]
+
+
+def batch_shape(env: Environment) -> tuple[int, ...]:
+    """The leading batch dims of ``env``'s outputs: ``()`` for one env, ``(n,)`` for a VecEnv."""
+    return tuple(getattr(env, "batch_shape", ()))
+
+
+def is_tracing(*xs: Any) -> bool:
+    """True under ``torch.compile`` or when any tensor in ``xs`` is a functorch wrapper
+    (inside ``vmap``/``grad``): the places where reading tensor *values* is impossible."""
+    if torch.compiler.is_compiling():
+        return True
+    return any(
+        isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
+        for x in tree.leaves(list(xs))
+    )
+
+
+def _check_single_key(key: Any, where: str) -> None:
+    R._check_key(key)
+    if key.ndim != 1:
+        raise ValueError(
+            f"{where}: key must be one key of shape [2] (it is split into the members), "
+            f"got shape {tuple(key.shape)}"
+        )
+
+
+def _check_leading(x: Any, n: int, what: str, where: str) -> None:
+    paths, _ = torch.utils._pytree.tree_flatten_with_path(x)
+    for path, leaf in paths:
+        if not isinstance(leaf, torch.Tensor):
+            continue
+        if leaf.ndim == 0 or leaf.shape[0] != n:
+            name = torch.utils._pytree.keystr(path)
+            raise ValueError(
+                f"{where}: {what}{name} has shape {tuple(leaf.shape)}, expected a leading "
+                f"batch dim of num_envs={n}"
+            )
+
+
+class VecEnv(Environment):
+    """``num_envs`` copies of ``env`` stepped together with ``torch.func.vmap``.
+
+    Args:
+      env: any pure-torch environment (or wrapped environment; not a Gymnasium bridge).
+      num_envs: the batch size ``n`` (a positive int, static).
+      batched_params: when True, ``params`` leaves carry a leading dim ``n`` (one set of
+        physics constants per member); when False (default) one params tree is shared.
+
+    ``reset(key, params) -> obs [n, ...], state [n, ...]``;
+    ``step(key, state, action [n, ...], params) -> (obs, state, reward [n], terminated [n],
+    truncated [n], info)``.  Member ``i`` uses key ``split(key, n)[i]``.
+    """
+
+    def __init__(self, env: Environment, num_envs: int, *, batched_params: bool = False) -> None:
+        if not isinstance(env, Environment):
+            raise TypeError(f"VecEnv: env must be a funrl Environment, got {type(env).__name__}")
+        if getattr(env, "is_host_bridge", False):
+            raise TypeError(
+                "VecEnv: a Gymnasium bridge cannot be vmapped; use "
+                "GymnasiumEnv(env_id, num_envs=n) for a Gymnasium vector env instead"
+            )
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+            raise ValueError(f"VecEnv: num_envs must be a positive int, got {num_envs!r}")
+        self.env = env
+        self.num_envs = num_envs
+        self.batched_params = bool(batched_params)
+        self.name = f"VecEnv({env.name}, {num_envs})"
+        self._params_spec = tree.structure(env.default_params())
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        return (self.num_envs, *batch_shape(self.env))
+
+    @property
+    def unwrapped(self) -> Environment:
+        return getattr(self.env, "unwrapped", self.env)
+
+    def default_params(self) -> Any:
+        """The inner defaults; repeated ``num_envs`` times along a new dim 0 if batched."""
+        p = self.env.default_params()
+        if not self.batched_params:
+            return p
+        return tree.map(lambda x: torch.stack([torch.as_tensor(x)] * self.num_envs), p)
+
+    def _member_params(self, params: Any) -> Any:
+        return tree.index(params, 0) if self.batched_params else params
+
+    def observation_space(self, params: Any) -> Space:
+        """The space of **one** member's observation (member 0's params if batched)."""
+        return self.env.observation_space(self._member_params(params))
+
+    def action_space(self, params: Any) -> Space:
+        """The space of **one** member's action (member 0's params if batched)."""
+        return self.env.action_space(self._member_params(params))
+
+    def _params(self, params: Any) -> Any:
+        if params is None:
+            return self.default_params()
+        if tree.structure(params) != self._params_spec:
+            raise ValueError(
+                f"{self.name}: params have structure {tree.structure(params)}, expected "
+                f"{self._params_spec} (as {type(self.env).__name__}.default_params())"
+            )
+        if self.batched_params:
+            _check_leading(params, self.num_envs, "params", self.name)
+        return params
+
+    def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, Any]:
+        """``(obs [n, ...], state [n, ...])``; member ``i`` resets with ``split(key, n)[i]``."""
+        _check_single_key(key, f"{self.name}.reset")
+        params = self._params(params)
+        keys = R.split(key, self.num_envs)
+        pdim = 0 if self.batched_params else None
+        return vmap(self.env.reset, in_dims=(0, pdim))(keys, params)
+
+    def step(
+        self, key: torch.Tensor, state: Any, action: torch.Tensor, params: Any = None
+    ) -> StepResult:
+        """One step of every member (each auto-resets on its own); outputs lead with ``n``."""
+        _check_single_key(key, f"{self.name}.step")
+        params = self._params(params)
+        if not isinstance(action, torch.Tensor):
+            raise TypeError(
+                f"{self.name}.step: action must be a tensor, got {type(action).__name__}"
+            )
+        _check_leading(action, self.num_envs, "action", f"{self.name}.step")
+        _check_leading(state, self.num_envs, "state", f"{self.name}.step")
+        if not is_tracing(action):
+            self.env.check_action(action, self._member_params(params))
+        keys = R.split(key, self.num_envs)
+        pdim = 0 if self.batched_params else None
+        return vmap(self.env.step, in_dims=(0, 0, 0, pdim))(keys, state, action, params)
+
+    def reset_env(self, key: torch.Tensor, params: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError(
+            "VecEnv implements reset/step directly (vmapped inner reset/step)"
+        )
+
+    def step_env(
+        self, key: torch.Tensor, state: Any, action: torch.Tensor, params: Any
+    ) -> StepResult:
+        raise NotImplementedError(
+            "VecEnv implements reset/step directly (vmapped inner reset/step)"
+        )
+
+    def __repr__(self) -> str:
+        extra = ", batched_params=True" if self.batched_params else ""
+        return f"VecEnv({self.env!r}, {self.num_envs}{extra})"
