@@ -365,12 +365,25 @@ def mlp(
     def apply(params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         for name, layer in layers:
             if isinstance(layer, tnn.Linear):
-                x = F.linear(x, params[name + ".weight"], params[name + ".bias"])
+                x = _linear(x, params[name + ".weight"], params[name + ".bias"])
             else:
                 x = layer(x)
         return x
 
     return Model(wrapped.init, apply)
+
+
+def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``F.linear``, except a one-unit layer is a multiply-and-sum.
+
+    A one-output ``F.linear`` takes a matrix-vector kernel whose rounding differs from the
+    batched matmul ``vmap`` turns it into; multiply-and-sum rounds the same way alone and
+    under ``vmap`` (forward and backward), so a population member is bit-identical to the
+    same agent trained alone.
+    """
+    if w.shape[0] == 1:
+        return (x * w[0]).sum(-1, keepdim=True) + b
+    return F.linear(x, w, b)
 
 
 def _check_obs(obs: torch.Tensor, obs_dim: int, name: str = "obs") -> None:

@@ -3,8 +3,11 @@
 A key is an ``int64`` tensor of shape ``[..., 2]`` holding two unsigned 32-bit words.
 Every sampler takes ``key`` first and is a pure function of it: the same key gives the
 same numbers eagerly, under ``torch.func.vmap`` (with the default
-``randomness="error"``) and under ``torch.compile``, on any device.  There is no global
-RNG anywhere in funrl.
+``randomness="error"``) and under ``torch.compile``, on any device.  Integer outputs
+(``bits``, ``split``, ``randint``, ``permutation``, ...) are bit-identical everywhere;
+float samplers that apply ``log``/``erfinv`` (``normal``, ``gumbel``) may differ in the
+last ulp under ``torch.compile``, whose vectorised math kernels round differently.  There
+is no global RNG anywhere in funrl.
 
 Batches of keys work two ways: ``vmap`` over a ``[N, 2]`` key tensor, or pass the
 ``[N, 2]`` tensor directly and get a leading ``N`` dimension on the output.  Member ``i``

@@ -26,8 +26,10 @@ from typing import Any, TypeVar
 
 import torch
 import torch.utils._pytree as _pt
+from typing_extensions import dataclass_transform
 
 __all__ = [
+    "Struct",
     "add",
     "all_equal",
     "allclose",
@@ -58,6 +60,21 @@ T = TypeVar("T")
 _STATIC = "funrl_static"
 
 
+S = TypeVar("S", bound="Struct")
+
+
+class Struct:
+    """Optional base class for ``@struct`` classes: tells type checkers about ``replace``.
+
+    ``@struct`` adds ``replace`` either way; inheriting from ``Struct`` only makes it
+    visible to mypy/pyright.
+    """
+
+    def replace(self: S, **changes: Any) -> S:
+        """A copy with ``changes`` applied (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
 def field(*, static: bool = False, **kwargs: Any) -> Any:
     """A dataclass field for ``@struct``; ``static=True`` keeps it out of the pytree.
 
@@ -70,6 +87,7 @@ def field(*, static: bool = False, **kwargs: Any) -> Any:
     return dataclasses.field(metadata=metadata, **kwargs)
 
 
+@dataclass_transform(frozen_default=True, field_specifiers=(field, dataclasses.field))
 def struct(cls: type[T]) -> type[T]:
     """Turn ``cls`` into a frozen dataclass registered as a pytree, with ``.replace``.
 
@@ -105,7 +123,8 @@ def struct(cls: type[T]) -> type[T]:
         serialized_type_name=f"{dc.__module__}.{dc.__qualname__}",
         flatten_with_keys_fn=flatten_with_keys,
     )
-    dc.replace = lambda self, **changes: dataclasses.replace(self, **changes)  # type: ignore[attr-defined]
+    if not issubclass(dc, Struct):
+        dc.replace = Struct.replace  # type: ignore[attr-defined]
     return dc
 
 
@@ -242,9 +261,13 @@ def _compare(a: PyTree, b: PyTree, fn: Callable[[torch.Tensor, torch.Tensor], bo
     fb, sb = flatten(b)
     if sa != sb:
         return False
-    return all(
-        x.shape == y.shape and x.dtype == y.dtype and fn(x, y) for x, y in zip(fa, fb, strict=True)
-    )
+
+    def same(x: Any, y: Any) -> bool:
+        if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor):
+            return x.shape == y.shape and x.dtype == y.dtype and fn(x, y)
+        return type(x) is type(y) and bool(x == y)
+
+    return all(same(x, y) for x, y in zip(fa, fb, strict=True))
 
 
 def all_equal(a: PyTree, b: PyTree) -> bool:

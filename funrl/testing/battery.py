@@ -22,6 +22,7 @@ import torch
 from torch.func import vmap
 
 from funrl import tree
+from funrl.compiling import compile as _compile
 
 __all__ = ["assert_trees_close", "check_transforms"]
 
@@ -96,8 +97,8 @@ def check_transforms(
       fn: a pure function of unbatched arguments returning a pytree of tensors.
       *batched_args: pytrees whose leaves carry a batch dimension at ``in_dims``.
       in_dims: as for ``torch.func.vmap``; ``None`` marks an argument shared by all members.
-      compile: also run ``torch.compile(fn)`` on ``members`` members and
-        ``torch.compile(vmap(fn))`` on the whole batch.
+      compile: also run ``funrl.compile(fn)`` on ``members`` members and
+        ``funrl.compile(vmap(fn))`` on the whole batch.
       fullgraph: compile without graph breaks (the default; pure functions need none).
       members: how many members to run the compiled unbatched function on (``None``: all).
       rtol, atol: tolerance between eager and vmap (vmap may reorder float reductions).
@@ -121,10 +122,10 @@ def check_transforms(
     if compile:
         crtol = rtol if compile_rtol is None else compile_rtol
         catol = atol if compile_atol is None else compile_atol
-        cfn = torch.compile(fn, fullgraph=fullgraph, dynamic=False)
+        cfn = _compile(fn, fullgraph=fullgraph)
         for i in range(n if members is None else min(members, n)):
             got = cfn(*_member(args, dims, i))
             assert_trees_close(got, eager[i], rtol=crtol, atol=catol, what=f"compile[member {i}]")
-        cv = torch.compile(vmapped, fullgraph=fullgraph, dynamic=False)
+        cv = _compile(vmapped, fullgraph=fullgraph)
         assert_trees_close(cv(*args), expected, rtol=crtol, atol=catol, what="compile(vmap)")
     return expected

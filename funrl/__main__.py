@@ -1,0 +1,5 @@
+import sys
+
+from funrl.cli import main
+
+sys.exit(main())

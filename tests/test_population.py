@@ -1,0 +1,145 @@
+import pytest
+import torch
+
+import funrl
+from funrl import population as pop
+from funrl import tree
+from funrl.algos import ppo
+from funrl.testing import assert_trees_close
+
+TINY = ppo.Config(
+    env="CartPole-v1",
+    num_envs=4,
+    num_steps=16,
+    num_minibatches=2,
+    update_epochs=2,
+    total_timesteps=4 * 16 * 2,
+)
+
+
+def test_hparams_builder_broadcasts_and_checks_shapes():
+    hps = pop.hparams(ppo.HParams, 3, lr=[1e-3, 2e-3, 3e-3], gamma=0.9)
+    assert hps.lr.shape == (3,) and hps.gamma.tolist() == pytest.approx([0.9] * 3)
+    assert hps.clip_eps.tolist() == pytest.approx([0.2] * 3)
+    with pytest.raises(ValueError, match=r"field 'lr' has shape \(2,\), expected \(3,\)"):
+        pop.hparams(ppo.HParams, 3, lr=[1e-3, 2e-3])
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        pop.hparams(ppo.HParams, 0)
+
+
+def test_grid_and_random_search():
+    g = pop.grid(ppo.HParams, lr=[1e-3, 1e-2], gamma=[0.9, 0.99, 0.999])
+    assert g.lr.shape == (6,)
+    assert sorted(zip(g.lr.tolist(), g.gamma.tolist())) == sorted(
+        (a, b)
+        for a in torch.tensor([1e-3, 1e-2]).tolist()
+        for b in torch.tensor([0.9, 0.99, 0.999]).tolist()
+    )
+    s = pop.sample(
+        ppo.HParams,
+        funrl.random.key(0),
+        64,
+        lr=("log_uniform", 1e-4, 1e-2),
+        clip_eps=("uniform", 0.1, 0.3),
+    )
+    assert ((s.lr >= 1e-4) & (s.lr <= 1e-2)).all() and (
+        (s.clip_eps >= 0.1) & (s.clip_eps <= 0.3)
+    ).all()
+    # log-uniform: about half the draws below the geometric midpoint 1e-3
+    assert 20 < int((s.lr < 1e-3).sum()) < 44
+    s2 = pop.sample(
+        ppo.HParams,
+        funrl.random.key(0),
+        64,
+        lr=("log_uniform", 1e-4, 1e-2),
+        clip_eps=("uniform", 0.1, 0.3),
+    )
+    assert tree.all_equal(s, s2)
+    with pytest.raises(ValueError, match="kind must be"):
+        pop.sample(ppo.HParams, funrl.random.key(0), 2, lr=("normal", 0.0, 1.0))
+    with pytest.raises(ValueError, match="low < high"):
+        pop.sample(ppo.HParams, funrl.random.key(0), 2, lr=("uniform", 1.0, 0.5))
+
+
+def test_check_population_errors_name_the_leaf():
+    hps = pop.hparams(ppo.HParams, 3)
+    assert pop.check_population(hps, pop.member_keys(funrl.random.key(0), 3)) == 3
+    bad = hps.replace(gamma=torch.tensor([0.9, 0.9]))
+    with pytest.raises(ValueError, match=r"disagree: .*'gamma': 2"):
+        pop.check_population(bad)
+    with pytest.raises(ValueError, match=r"disagree: .*'keys': 4"):
+        pop.check_population(hps, pop.member_keys(funrl.random.key(0), 4))
+    with pytest.raises(ValueError, match="no population dim"):
+        pop.check_population(ppo.HParams.create())
+    with pytest.raises(ValueError, match=r"lr must be > 0, got \[-0.1"):
+        pop.check_population(hps.replace(lr=torch.tensor([1e-3, -0.1, 1e-3])))
+    with pytest.raises(ValueError, match="population size must be >= 1"):
+        pop.member_keys(funrl.random.key(0), 0)
+
+
+def test_member_is_bit_identical_to_training_alone():
+    keys = pop.member_keys(funrl.random.key(0), 3)
+    hps = pop.hparams(ppo.HParams, 3, lr=torch.logspace(-4, -2, 3))
+    algo = ppo.make(TINY)
+    res = pop.train(algo, keys, hps, compile=False, progress=False, eval_episodes=2)
+    for i in range(3):
+        hp_i = tree.index(hps, i)
+        s = algo.init(keys[i], hp_i)
+        for _ in range(2):
+            s, _ = algo.update(s, hp_i)
+        assert tree.all_equal(tree.index(res.states.params, i), s.params), f"member {i}"
+
+
+def test_population_result_metrics_table_and_chunking(tmp_path):
+    keys = pop.member_keys(funrl.random.key(1), 4)
+    hps = pop.hparams(ppo.HParams, 4, lr=[1e-3, 3e-3, 1e-2, 3e-2])
+    algo = ppo.make(TINY)
+    res = pop.train(
+        algo, keys, hps, compile=False, progress=False, out_dir=tmp_path, eval_episodes=2
+    )
+    assert res.eval_returns.shape == (4,) and len(res.history) == 4 * 2
+    assert {row["member"] for row in res.history} == {0, 1, 2, 3}
+    assert res.history[0]["hp.lr"] == pytest.approx(1e-3)
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 8
+    assert res.table.splitlines()[0].split()[:3] == ["rank", "member", "return"]
+    chunked = pop.train(
+        algo, keys, hps, compile=False, progress=False, chunk_size=2, eval_episodes=2
+    )
+    # chunks are strided slices of the population: equal up to float rounding
+    assert_trees_close(chunked.states.params, res.states.params, rtol=1e-5, atol=1e-6)
+
+
+def test_pbt_step_exploits_and_explores():
+    states = {"w": torch.arange(4.0)[:, None] * torch.ones(4, 3)}
+    hps = pop.hparams(ppo.HParams, 4, lr=[1.0, 2.0, 3.0, 4.0])
+    scores = torch.tensor([10.0, float("nan"), 30.0, 20.0])  # best 2, worst 1 (NaN)
+    cfg = pop.PBTConfig(fraction=0.25, perturb=("lr",), factors=(0.5, 2.0))
+    new_states, new_hps, src = pop.pbt_step(funrl.random.key(0), states, hps, scores, cfg)
+    assert src.tolist() == [0, 2, 2, 3]  # member 1 (worst) copies member 2 (best)
+    assert torch.equal(new_states["w"][1], states["w"][2])
+    assert new_hps.lr[1].item() in (1.5, 6.0)  # 3.0 perturbed by 0.5 or 2.0
+    assert new_hps.lr[[0, 2, 3]].tolist() == [1.0, 3.0, 4.0]
+    assert new_hps.gamma.tolist() == hps.gamma.tolist()  # not perturbed
+    again = pop.pbt_step(funrl.random.key(0), states, hps, scores, cfg)
+    assert tree.all_equal(again[1], new_hps)
+    bounded = pop.PBTConfig(fraction=0.25, factors=(2.0,), bounds={"lr": (0.0, 5.0)})
+    assert pop.pbt_step(funrl.random.key(0), states, hps, scores, bounded)[1].lr[1] == 5.0
+
+
+def test_pbt_inside_population_training():
+    keys = pop.member_keys(funrl.random.key(2), 4)
+    hps = pop.hparams(ppo.HParams, 4, lr=[1e-4, 1e-4, 1e-2, 1e-2])
+    algo = ppo.make(TINY)
+    res = pop.train(
+        algo,
+        keys,
+        hps,
+        num_updates=3,
+        compile=False,
+        progress=False,
+        eval_episodes=2,
+        pbt=pop.PBTConfig(interval=1, fraction=0.5, factors=(1.0,)),
+    )
+    # with factor 1.0, exploit copies hparams unchanged: the set of lrs can only shrink
+    assert set(res.hparams.lr.tolist()) <= set(hps.lr.tolist())
