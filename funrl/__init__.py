@@ -1,7 +1,55 @@
-"""funrl: functional, JAX-style reinforcement learning on PyTorch."""
+"""funrl: functional, JAX-style reinforcement learning on PyTorch.
 
-from funrl import random, tree
+Pure functions over immutable state pytrees, explicit random keys, and
+``torch.func.vmap`` / ``torch.func.grad`` / ``torch.compile`` everywhere.
+"""
+
+from funrl import (
+    algos,
+    checkpoint,
+    collectors,
+    compiling,
+    distributions,
+    envs,
+    export,
+    interop,
+    losses,
+    nn,
+    optim,
+    plot,
+    population,
+    random,
+    returns,
+    tree,
+)
+from funrl.compiling import compile
+from funrl.envs.registry import make, register, registered
+from funrl.train import evaluate, train
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["__version__", "random", "tree"]
+__all__ = [
+    "__version__",
+    "algos",
+    "checkpoint",
+    "collectors",
+    "compile",
+    "compiling",
+    "distributions",
+    "envs",
+    "evaluate",
+    "export",
+    "interop",
+    "losses",
+    "make",
+    "nn",
+    "optim",
+    "plot",
+    "population",
+    "random",
+    "register",
+    "registered",
+    "returns",
+    "train",
+    "tree",
+]

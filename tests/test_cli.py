@@ -1,0 +1,213 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from funrl.cli import main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "ppo" in out and "CartPole-v1" in out and "gym:" in out
+
+
+def test_train_small_run(tmp_path, capsys):
+    rc = main(
+        [
+            "train",
+            "ppo",
+            "--env",
+            "CartPole-v1",
+            "--total-steps",
+            "128",
+            "--no-compile",
+            "--set",
+            "num_envs=4",
+            "--set",
+            "num_steps=16",
+            "--set",
+            "lr=1e-3",
+            "--set",
+            "hidden=16,16",
+            "--out",
+            str(tmp_path),
+            "--quiet",
+            "--eval-episodes",
+            "2",
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "final evaluation" in out and "mean return" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["updates"] == 2 and summary["hparams"]["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "ppoo"], "unknown algorithm 'ppoo'.*Did you mean ppo"),
+        (["train", "ppo", "--env", "CartPol-v1"], "unknown env 'CartPol-v1'.*CartPole-v1"),
+        (["train", "ppo", "--set", "lrr=1"], "unknown field 'lrr'.*Did you mean lr"),
+        (["train", "ppo", "--set", "lr=-1"], r"HParams.lr must be > 0"),
+        (["train", "ppo", "--set", "gamma=1.5"], r"gamma must be in \[0, 1\]"),
+        (["train", "ppo", "--set", "num_envs=many"], "num_envs expects an integer"),
+        (["train", "ppo", "--set", "lr"], "expects name=value"),
+        (
+            ["train", "ppo", "--env", "Pendulum-v1", "--set", "policy=categorical"],
+            "needs a Discrete action space",
+        ),
+    ],
+)
+def test_bad_arguments_fail_before_training(argv, message):
+    with pytest.raises(SystemExit, match=message):
+        main(argv)
+
+
+def test_console_script_help():
+    out = subprocess.run(
+        [sys.executable, "-m", "funrl", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--set NAME=VALUE" in out and "--no-compile" in out
+
+
+_SMALL = ["--total-steps", "128", "--no-compile", "--quiet", "--eval-episodes", "1"]
+
+
+def test_config_file_and_set_precedence(tmp_path, capsys):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(
+        'env = "CartPole-v1"\nnum_envs = 4\nnum_steps = 16\nhidden = [8]\n'
+        "lr = 1e-3\nanneal_lr = false\ngamma = 0.9\n"
+    )
+    rc = main(
+        [
+            "train",
+            "ppo",
+            "--config",
+            str(cfg),
+            "--set",
+            "gamma=0.95",
+            "--out",
+            str(tmp_path / "run"),
+            *_SMALL,
+        ]
+    )
+    assert rc == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["updates"] == 2  # 128 steps / (4 envs * 16 steps)
+    assert summary["hparams"]["lr"] == pytest.approx(1e-3)
+    assert summary["hparams"]["gamma"] == pytest.approx(0.95)  # --set wins over the file
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("lrr = 1e-3\n", "run.toml: unknown field 'lrr'.*Did you mean lr"),
+        ("num_envs = 2.5\n", "num_envs expects an integer"),
+        ("hidden = 64\n", "hidden expects a list of integers"),
+        ("anneal_lr = 1\n", "anneal_lr expects true/false"),
+        ("[ppo]\nlr = 1\n", r"\[ppo\] tables are not supported"),
+        ("lr = \n", "invalid TOML"),
+        ('env = "CartPol-v1"\n', "unknown env 'CartPol-v1'"),
+    ],
+)
+def test_bad_config_files(tmp_path, text, message):
+    (tmp_path / "run.toml").write_text(text)
+    with pytest.raises(SystemExit, match=message):
+        main(["train", "ppo", "--config", str(tmp_path / "run.toml")])
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(SystemExit, match="not found"):
+        main(["train", "ppo", "--config", str(tmp_path / "nope.toml")])
+
+
+def test_checkpoint_eval_and_export(tmp_path, capsys):
+    ckpt = tmp_path / "final.pt"
+    rc = main(
+        [
+            "train",
+            "a2c",
+            "--set",
+            "num_envs=4",
+            "--set",
+            "num_steps=16",
+            "--set",
+            "hidden=8",
+            "--out",
+            str(tmp_path / "run"),
+            "--checkpoint",
+            str(ckpt),
+            *_SMALL,
+        ]
+    )
+    assert rc == 0 and ckpt.is_file()
+    assert f"funrl eval {ckpt}" in capsys.readouterr().out
+    assert main(["eval", str(ckpt), "--episodes", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "a2c on CartPole-v1 (2 updates): 3 episodes, mean return" in out
+    assert main(["export", str(ckpt), "-o", str(tmp_path / "p.pt2")]) == 0
+    assert "torch.export" in capsys.readouterr().out and (tmp_path / "p.pt2").is_file()
+    with pytest.raises(SystemExit, match=r"not a funrl checkpoint|not a readable"):
+        main(["eval", str(tmp_path / "run" / "metrics.csv")])
+    with pytest.raises(SystemExit, match=r"--video needs Gymnasium's rendering extras|video:"):
+        main(["eval", str(ckpt), "--episodes", "1", "--video", str(tmp_path / "video")])
+
+
+def test_eval_population_member(tmp_path, capsys):
+    import torch
+
+    import funrl
+    from funrl import checkpoint
+    from funrl import population as pop
+    from funrl.algos import ppo
+
+    algo = ppo.make(ppo.Config(num_envs=2, num_steps=8, hidden=(8,)))
+    hps = pop.hparams(ppo.HParams, 2)
+    states = torch.func.vmap(algo.init, randomness="error")(
+        pop.member_keys(funrl.random.key(0), 2), hps
+    )
+    checkpoint.save(tmp_path / "pop.pt", states, algo=algo, hparams=hps)
+    with pytest.raises(SystemExit, match="pick one with --member"):
+        main(["eval", str(tmp_path / "pop.pt")])
+    assert main(["eval", str(tmp_path / "pop.pt"), "--member", "1", "--episodes", "2"]) == 0
+    assert "2 episodes, mean return" in capsys.readouterr().out
+
+
+def test_plot_command(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    for seed in (0, 1):
+        run = tmp_path / f"ppo-s{seed}"
+        run.mkdir()
+        rows = [
+            {"update": u, "env_steps": 10 * u, "episode_return": float(u + seed)} for u in (1, 2, 3)
+        ]
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "c.png"
+    assert main(["plot", str(tmp_path / "ppo-s0"), str(tmp_path / "ppo-s1"), "-o", str(out)]) == 0
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(SystemExit, match="no metrics file"):
+        main(["plot", str(tmp_path), "-o", str(out)])
+    with pytest.raises(SystemExit, match="no 'loss'"):
+        main(["plot", str(tmp_path / "ppo-s0"), "--y", "loss", "-o", str(out)])
+
+
+def test_bench_runs_scripts_by_name(tmp_path, monkeypatch, capfd):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench_hello.py").write_text(
+        "import sys\nprint('hello', sys.argv[1:])\nsys.exit(3 if '--fail' in sys.argv else 0)\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench"]) == 0
+    assert "hello" in capfd.readouterr().out
+    assert main(["bench", "hello", "--n", "2"]) == 0
+    assert "hello ['--n', '2']" in capfd.readouterr().out
+    assert main(["bench", "hello", "--fail"]) == 3
+    with pytest.raises(SystemExit, match=r"unknown benchmark 'helo'.*Did you mean hello"):
+        main(["bench", "helo"])
