@@ -6,6 +6,7 @@ Pure functions over immutable state pytrees, explicit random keys, and
 
 from funrl import (
     algos,
+    buffers,
     checkpoint,
     collectors,
     compiling,
@@ -31,6 +32,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "__version__",
     "algos",
+    "buffers",
     "checkpoint",
     "collectors",
     "compile",

@@ -28,7 +28,7 @@ import torch
 
 __all__ = ["main"]
 
-ALGOS = ("ppo", "a2c")
+ALGOS = ("ppo", "a2c", "dqn")
 
 
 def _algo_module(name: str) -> Any:

@@ -347,6 +347,8 @@ def train(
             if ret is not None:
                 recent = torch.where(torch.isnan(ret), recent, ret)
             rows = _rows(metrics, i + 1, hps)
+            for row in rows:
+                row["update_s"] = dt
             history.extend(rows)
             if writer is not None:
                 for row in rows:

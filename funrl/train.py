@@ -212,6 +212,7 @@ def train(
             state, metrics = algo.update(state, hparams)
             row = _floats(metrics)
             dt = time.perf_counter() - t0
+            row["update_s"] = dt
             if i == 0:
                 first_dt = dt
             elif i == 1 and first_dt is not None:

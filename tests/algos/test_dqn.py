@@ -1,0 +1,163 @@
+"""DQN: probe envs, CartPole, determinism, populations, config and hparam checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import funrl
+from funrl import tree
+from funrl.algos import dqn
+from funrl.algos.units import population
+from funrl.testing import assert_trees_close
+
+PROBE = dict(
+    num_envs=8, train_freq=1, gradient_steps=1, buffer_size=512, batch_size=32,
+    learning_starts=64, target_update_interval=20, hidden=(32,), total_timesteps=2_400,
+)  # fmt: skip
+
+
+def train(cfg: dqn.Config, hp: dqn.HParams, seed: int = 0, updates: int | None = None):
+    algo = dqn.make(cfg)
+    state = algo.init(funrl.random.key(seed), hp)
+    for _ in range(updates or cfg.num_updates):
+        state, metrics = algo.update(state, hp)
+    return algo, state, metrics
+
+
+def q_values(algo, state, obs):
+    return dqn.q_network(algo.config, algo.env_stack).apply(state.params, torch.tensor(obs))
+
+
+def test_constant_and_observation_reward():
+    hp = dqn.HParams.create(lr=1e-2, exploration_fraction=0.5)
+    algo, state, _ = train(dqn.Config(env="funrl/ConstantReward-v0", **PROBE), hp)
+    assert q_values(algo, state, [[0.0]]).item() == pytest.approx(1.0, abs=0.05)
+    algo, state, _ = train(dqn.Config(env="funrl/ObservationReward-v0", loss="mse", **PROBE), hp)
+    q = q_values(algo, state, [[-1.0], [1.0]])[:, 0]
+    torch.testing.assert_close(q, torch.tensor([-1.0, 1.0]), atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("n_step", [1, 2])
+def test_two_step_discount_bootstraps(n_step):
+    """Q(obs=0) = gamma (bootstrapped, or the 2-step return), Q(obs=1) = 1."""
+    hp = dqn.HParams.create(lr=1e-2, gamma=0.5, exploration_fraction=0.5)
+    cfg = dqn.Config(env="funrl/TwoStepDiscount-v0", n_step=n_step, **PROBE)
+    algo, state, _ = train(cfg, hp)
+    q = q_values(algo, state, [[0.0], [1.0]])[:, 0]
+    torch.testing.assert_close(q, torch.tensor([0.5, 1.0]), atol=0.05, rtol=0)
+
+
+def test_action_reward_with_all_extensions():
+    """Dueling + double-Q + prioritized + Polyak targets still find Q(s, a) = +-1."""
+    hp = dqn.HParams.create(lr=1e-2, exploration_fraction=0.5, tau=0.1)
+    cfg = dqn.Config(
+        env="funrl/ActionReward-v0", dueling=True, double_q=True, prioritized=True, n_step=2,
+        **{**PROBE, "target_update_interval": 1},
+    )  # fmt: skip
+    algo, state, metrics = train(cfg, hp)
+    q = q_values(algo, state, [[-1.0], [1.0]])
+    torch.testing.assert_close(q, torch.tensor([[1.0, -1.0], [-1.0, 1.0]]), atol=0.1, rtol=0)
+    assert algo.act(algo.act_params(state), torch.tensor([[-1.0], [1.0]])).tolist() == [0, 1]
+    assert float(state.buffer.max_priority) > 0 and torch.isfinite(metrics["loss"])
+
+
+def test_epsilon_schedule_and_random_start():
+    hp = dqn.HParams.create(eps_start=1.0, eps_end=0.1, exploration_fraction=0.5)
+    steps = torch.tensor([0, 250, 500, 900])
+    eps = dqn.epsilon(steps, hp, total_timesteps=1_000)
+    torch.testing.assert_close(eps, torch.tensor([1.0, 0.55, 0.1, 0.1]))
+    cfg = dqn.Config(env="funrl/ConstantReward-v0", **{**PROBE, "learning_starts": 48})
+    algo, state, m = train(cfg, hp, updates=3)  # 24 env steps < learning_starts: no learning
+    init = algo.init(funrl.random.key(0), hp)
+    assert tree.all_equal(state.params, init.params) and int(state.grad_step) == 0
+    assert torch.isnan(m["loss"]) and float(m["epsilon"]) == 1.0
+
+
+def test_hard_target_update_every_interval():
+    """tau = 1: the target copies the online net exactly when grad_step hits the interval."""
+    cfg = dqn.Config(
+        env="funrl/ConstantReward-v0",
+        **{**PROBE, "learning_starts": 16, "target_update_interval": 3},
+    )
+    hp = dqn.HParams.create(tau=1.0)
+    algo = dqn.make(cfg)
+    state = algo.init(funrl.random.key(1), hp)
+    copies = 0
+    for _ in range(10):
+        old_target = state.target_params
+        state, _ = algo.update(state, hp)
+        step = int(state.grad_step)
+        if step > 0 and step % 3 == 0:
+            assert tree.all_equal(state.target_params, state.params)
+            copies += 1
+        else:
+            assert tree.all_equal(state.target_params, old_target)
+    assert copies == 2 and int(state.grad_step) == 7  # learning once 32 >= batch_size are stored
+
+
+def test_deterministic_given_key():
+    cfg = dqn.Config(env="CartPole-v1", prioritized=True, n_step=3, double_q=True, **PROBE)
+    hp = dqn.HParams.create()
+    _, a, _ = train(cfg, hp, seed=3, updates=20)
+    _, b, _ = train(cfg, hp, seed=3, updates=20)
+    _, c, _ = train(cfg, hp, seed=4, updates=20)
+    assert tree.all_equal(a.params, b.params) and tree.all_equal(a.buffer, b.buffer)
+    assert not tree.all_equal(a.params, c.params)
+
+
+def test_population_of_two_matches_members():
+    """units.population(): 2 members (different lr) vmapped agree with each trained alone."""
+    cfg = dqn.Config(
+        env="CartPole-v1", prioritized=True, n_step=2, **{**PROBE, "learning_starts": 16}
+    )
+    algo = dqn.make(cfg)
+    hps = [dqn.HParams.create(lr=1e-3), dqn.HParams.create(lr=3e-3)]
+    keys = funrl.random.split(funrl.random.key(7), 2)
+    pop = algo.with_units(population())
+    states = tree.stack([algo.init(k, h) for k, h in zip(keys, hps)])
+    hp = tree.stack(hps)
+    for _ in range(6):
+        states, metrics = pop.update(states, hp)
+    assert metrics["loss"].shape == (2,) and bool(torch.isfinite(metrics["loss"]).all())
+    for i in range(2):
+        s = algo.init(keys[i], hps[i])
+        for _ in range(6):
+            s, _ = algo.update(s, hps[i])
+        assert_trees_close(tree.index(states.params, i), s.params, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_cartpole_clearly_better_than_random():
+    """24k env steps, eager (~1.5k gradient steps), ~20 s on one thread.
+
+    A uniform random policy averages ~22 per episode (std ~12), so a 10-episode mean of
+    100 is > 15 standard errors away from it.  We ask 100 from the best of 5 evaluations:
+    DQN's eval return oscillates, so one final eval is fragile; seeds 0, 1, 3 of this
+    config gave bests of 267, 310, 121 when this was written.
+    """
+    cfg = dqn.Config(
+        num_envs=16, train_freq=1, gradient_steps=1, buffer_size=20_000, batch_size=64,
+        learning_starts=1_000, target_update_interval=50, total_timesteps=24_000,
+        hidden=(64, 64), double_q=True,
+    )  # fmt: skip
+    hp = dqn.HParams.create(lr=2.3e-3, exploration_fraction=0.3, eps_end=0.04)
+    result = funrl.train(
+        dqn.make(cfg), funrl.random.key(0), hp, compile=False, progress=False,
+        eval_every=cfg.num_updates // 5,
+    )  # fmt: skip
+    evals = [h["eval_return"] for h in result.history if "eval_return" in h]
+    assert max(evals) >= 100, evals
+
+
+def test_bad_config_and_hparams():
+    with pytest.raises(ValueError, match="batch_size"):
+        dqn.Config(batch_size=10, buffer_size=5).validate()
+    with pytest.raises(ValueError, match="loss"):
+        dqn.make(dqn.Config(loss="l1"))
+    with pytest.raises(ValueError, match="Discrete"):
+        dqn.make(dqn.Config(env="Pendulum-v1"))
+    with pytest.raises(ValueError, match="gamma"):
+        dqn.HParams.create(gamma=1.5).check()
+    with pytest.raises(ValueError, match="unknown"):
+        dqn.HParams.create(learning_rate=1e-3)
