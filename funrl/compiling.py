@@ -18,6 +18,8 @@ Use it wherever you would call ``torch.compile`` on code that draws from ``funrl
 
 from __future__ import annotations
 
+import itertools
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +29,32 @@ __all__ = ["INDUCTOR_OPTIONS", "compile"]
 
 #: Inductor options funrl compiles with (merged under any ``options`` you pass).
 INDUCTOR_OPTIONS: dict[str, Any] = {"realize_opcount_threshold": 30}
+
+_ids = itertools.count()
+
+
+def _own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A trampoline to ``fn`` with a code object of its own.
+
+    Dynamo keeps compiled graphs per code object and counts every new graph for the same
+    code object against ``recompile_limit`` (8).  Functions built by the same factory
+    share a code object (every ``torch.func.vmap(f)`` wrapper does), so compiling eight
+    different units would silently hit the limit; a fresh code object per compiled
+    function keeps their caches apart.
+    """
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    name = f"funrl_compiled_{getattr(fn, '__name__', 'fn')}_{next(_ids)}"
+    code = (
+        call.__code__.replace(co_name=name, co_qualname=name)
+        if hasattr(call.__code__, "co_qualname")
+        else call.__code__.replace(co_name=name)
+    )
+    out = types.FunctionType(code, call.__globals__, name, None, call.__closure__)
+    out.__wrapped__ = fn  # type: ignore[attr-defined]
+    return out
 
 
 def compile(
@@ -46,5 +74,8 @@ def compile(
       options: extra inductor options; they override :data:`INDUCTOR_OPTIONS`.
     """
     return torch.compile(
-        fn, fullgraph=fullgraph, dynamic=dynamic, options={**INDUCTOR_OPTIONS, **(options or {})}
+        _own_code(fn),
+        fullgraph=fullgraph,
+        dynamic=dynamic,
+        options={**INDUCTOR_OPTIONS, **(options or {})},
     )

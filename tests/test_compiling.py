@@ -1,0 +1,31 @@
+import torch
+import torch._dynamo.config
+
+import funrl
+import funrl.random as R
+from funrl.compiling import INDUCTOR_OPTIONS
+
+
+def test_compile_matches_eager_for_random_draws():
+    f = lambda k: R.randint(k, 0, 100, (16,))  # noqa: E731
+    k = R.key(3)
+    assert torch.equal(funrl.compile(f)(k), f(k))
+
+
+def test_many_vmapped_functions_do_not_share_a_recompile_budget():
+    # every torch.func.vmap wrapper shares one code object; dynamo counts graphs per code
+    # object against recompile_limit (8) -- funrl.compile gives each its own
+    with torch._dynamo.config.patch(recompile_limit=8, fail_on_recompile_limit_hit=True):
+        for i in range(10):
+            f = funrl.compile(torch.func.vmap(lambda x, i=i: x * i + 1))
+            assert torch.equal(f(torch.ones(3)), torch.ones(3) * i + 1)
+
+
+def test_options_and_wrapped_function():
+    assert INDUCTOR_OPTIONS["realize_opcount_threshold"] > 0
+
+    def g(x):
+        return x + 1
+
+    compiled = funrl.compile(g, options={"realize_opcount_threshold": 8})
+    assert compiled(torch.zeros(1)).tolist() == [1.0]
