@@ -53,7 +53,7 @@ class Discrete:
         """Bool tensor, elementwise: ``x`` is an integer in range."""
         x = torch.as_tensor(x)
         if x.dtype.is_floating_point or x.dtype == torch.bool:
-            return torch.zeros(x.shape, dtype=torch.bool)
+            return torch.zeros(x.shape, dtype=torch.bool, device=x.device)
         return (x >= self.start) & (x < self.start + self.n)
 
     def __eq__(self, other: object) -> bool:

@@ -1,0 +1,230 @@
+"""Random-action CartPole-v1 env-steps/s: Gymnasium, its SyncVectorEnv, funrl, gymnax.
+
+Not a test.  One run of each, side by side:
+
+* Gymnasium, one env (``gymnasium.make``, reset when done);
+* ``gymnasium.vector.SyncVectorEnv`` with 8 and 64 envs (auto-reset inside);
+* funrl ``CartPole`` vmapped over 1, 64, 1024, 4096 envs: eager, and one
+  ``torch.compile``'d step (env step + random action drawn inside from ``funrl.random``)
+  called from a Python loop; compile time is reported apart;
+* gymnax (JAX; jit + vmap + scan) when it is importable, else skipped.
+
+Ratios are against SyncVectorEnv(64).  The thread count is set (default 2) and printed.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_envs.py            # full
+    .venv/bin/python benchmarks/bench_envs.py --quick    # shorter runs, fewer sizes
+    .venv/bin/python benchmarks/bench_envs.py --threads 1 --sizes 64 1024
+
+gymnax from a separate environment (it needs no torch), in the same table::
+
+    .venv/bin/python benchmarks/bench_envs.py --gymnax-python /path/to/jax-venv/bin/python
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import subprocess
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+Row = tuple[str, float, str]  # (name, steps per second, note)
+
+
+def _timed(fn: Callable[[], int], min_seconds: float) -> float:
+    """Steps/s of ``fn`` (which returns how many env-steps it did), repeated for a while."""
+    steps, t0 = 0, time.perf_counter()
+    while True:
+        steps += fn()
+        dt = time.perf_counter() - t0
+        if dt >= min_seconds:
+            return steps / dt
+
+
+def bench_gymnasium(seconds: float) -> list[Row]:
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+
+    def run() -> int:
+        for _ in range(1000):
+            _, _, te, tr, _ = env.step(int(rng.integers(2)))
+            if te or tr:
+                env.reset()
+        return 1000
+
+    rows = [("gymnasium 1 env", _timed(run, seconds), "gym.make")]
+    for n in (8, 64):
+        venv = gym.vector.SyncVectorEnv([lambda: gym.make("CartPole-v1") for _ in range(n)])
+        venv.reset(seed=0)
+
+        def run_vec(venv=venv, n=n) -> int:
+            for _ in range(100):
+                venv.step(rng.integers(0, 2, size=n))
+            return 100 * n
+
+        rows.append((f"gymnasium SyncVectorEnv({n})", _timed(run_vec, seconds), ""))
+        venv.close()
+    return rows
+
+
+def bench_funrl(sizes: list[int], seconds: float, compile_: bool) -> list[Row]:
+    import torch
+    from torch.func import vmap
+
+    import funrl.random as R
+    from funrl.envs.classic_control import CartPole
+
+    env = CartPole()
+    params = env.default_params()
+
+    def one(key: torch.Tensor, state):
+        """One env: draw a random action, step (with auto-reset); carry the next key."""
+        key, k_act, k_step = R.split(key, 3)
+        action = R.randint(k_act, 0, 2)
+        obs, state, reward, terminated, truncated, _ = env.step(k_step, state, action, params)
+        return key, state, obs, reward, terminated, truncated
+
+    batched = vmap(one)
+    rows: list[Row] = []
+    for n in sizes:
+        keys = R.split(R.key(0), n)
+        _, state0 = vmap(env.reset, in_dims=(0, None))(keys, params)
+        iters = max(10, 20000 // n)
+
+        def loop(fn, keys=keys, state=state0, iters=iters, n=n) -> Callable[[], int]:
+            carry = {"keys": keys, "state": state}
+
+            def run() -> int:
+                k, s = carry["keys"], carry["state"]
+                for _ in range(iters):
+                    k, s, *_ = fn(k, s)
+                carry["keys"], carry["state"] = k, s
+                return iters * n
+
+            return run
+
+        rows.append((f"funrl eager vmap({n})", _timed(loop(batched), seconds), ""))
+        if compile_:
+            cstep = torch.compile(batched, fullgraph=True, dynamic=False)
+            t0 = time.perf_counter()
+            k, s, *_ = cstep(keys, state0)
+            # The carried keys come back as strided views (a slice of split's [n, 3, 2]):
+            # dynamo specialises once more on the second call.  Both count as compile time.
+            k, s, *_ = cstep(k, s)
+            compile_s = time.perf_counter() - t0
+            rate = _timed(loop(cstep, keys=k, state=s), seconds)
+            rows.append((f"funrl compiled vmap({n})", rate, f"compile {compile_s:.1f} s"))
+    return rows
+
+
+def bench_gymnax(sizes: list[int], seconds: float, scan_len: int) -> list[Row]:
+    if importlib.util.find_spec("gymnax") is None or importlib.util.find_spec("jax") is None:
+        return [("gymnax", float("nan"), "skipped: gymnax/jax not importable")]
+    import gymnax
+    import jax
+
+    env, params = gymnax.make("CartPole-v1")
+    rows: list[Row] = []
+    for n in sizes:
+
+        def body(carry, _, n=n):
+            key, state = carry
+            key, k_act, k_step = jax.random.split(key, 3)
+            actions = jax.random.randint(k_act, (n,), 0, 2)
+            out = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+                jax.random.split(k_step, n), state, actions, params
+            )  # (obs, state, reward, done, info) or, in gymnax 1.x, with terminated/truncated
+            return (key, out[1]), out[2].sum()
+
+        @jax.jit
+        def rollout(key, state, body=body):
+            (key, state), _ = jax.lax.scan(body, (key, state), None, length=scan_len)
+            return key, state
+
+        key = jax.random.PRNGKey(0)
+        _, state = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(key, n), params)
+        t0 = time.perf_counter()
+        jax.block_until_ready(rollout(key, state))
+        compile_s = time.perf_counter() - t0
+        carry = {"key": key, "state": state}
+
+        def run(carry=carry, rollout=rollout, n=n) -> int:
+            carry["key"], carry["state"] = jax.block_until_ready(
+                rollout(carry["key"], carry["state"])
+            )
+            return scan_len * n
+
+        note = f"jit+vmap+scan({scan_len}), compile {compile_s:.1f} s"
+        rows.append((f"gymnax vmap({n})", _timed(run, seconds), note))
+    return rows
+
+
+def gymnax_subprocess(python: str, sizes: list[int], seconds: float, scan_len: int) -> list[Row]:
+    """Run the gymnax part under another interpreter (a venv with jax) and read its rows."""
+    cmd = [python, __file__, "--only-gymnax", "--json", "--seconds", str(seconds)]
+    cmd += ["--scan-len", str(scan_len), "--sizes", *map(str, sizes)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return [("gymnax", float("nan"), f"failed: {out.stderr.strip().splitlines()[-1:]}")]
+    return [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]  # type: ignore[misc]
+
+
+def print_table(rows: list[Row], header: str) -> None:
+    ref = next((r for name, r, _ in rows if name == "gymnasium SyncVectorEnv(64)"), None)
+    print(header)
+    print(f"{'implementation':<32}{'steps/s':>14}{'vs Sync(64)':>13}  note")
+    for name, rate, note in rows:
+        ratio = f"{rate / ref:.2f}x" if ref and rate == rate else "-"
+        rate_s = f"{rate:,.0f}" if rate == rate else "-"
+        print(f"{name:<32}{rate_s:>14}{ratio:>13}  {note}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (default 2)")
+    ap.add_argument("--quick", action="store_true", help="0.5 s per measurement, fewer sizes")
+    ap.add_argument("--seconds", type=float, default=None, help="time per measurement")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="funrl/gymnax env counts")
+    ap.add_argument("--no-compile", action="store_true", help="skip the compiled funrl runs")
+    ap.add_argument("--no-gymnax", action="store_true")
+    ap.add_argument("--only-gymnax", action="store_true", help="run gymnax alone (no torch)")
+    ap.add_argument("--json", action="store_true", help="with --only-gymnax: print JSON rows")
+    ap.add_argument("--gymnax-python", default=None, help="python of a venv with gymnax + jax")
+    ap.add_argument("--scan-len", type=int, default=100, help="gymnax steps per jitted call")
+    args = ap.parse_args()
+    seconds = args.seconds if args.seconds is not None else (0.5 if args.quick else 2.0)
+    sizes = args.sizes or ([1, 64, 1024] if args.quick else [1, 64, 1024, 4096])
+
+    if args.only_gymnax:
+        rows = bench_gymnax(sizes, seconds, args.scan_len)
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            print_table(rows, "gymnax only")
+        return
+    import torch
+
+    torch.set_num_threads(args.threads)
+    header = (
+        f"CartPole-v1, random actions; torch {torch.__version__}, "
+        f"torch.get_num_threads()={torch.get_num_threads()}, {seconds} s per measurement"
+    )
+    rows = bench_gymnasium(seconds)
+    rows += bench_funrl(sizes, seconds, compile_=not args.no_compile)
+    if args.gymnax_python:
+        rows += gymnax_subprocess(args.gymnax_python, sizes, seconds, args.scan_len)
+    elif not args.no_gymnax:
+        rows += bench_gymnax(sizes, seconds, args.scan_len)
+    print_table(rows, header)
+
+
+if __name__ == "__main__":
+    main()
