@@ -28,7 +28,7 @@ import torch
 
 __all__ = ["main"]
 
-ALGOS = ("ppo", "a2c", "dqn")
+ALGOS = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
 
 
 def _algo_module(name: str) -> Any:

@@ -1,0 +1,283 @@
+import math
+
+import pytest
+import torch
+
+import funrl
+from funrl import buffers, tree
+from funrl.algos import sac, units
+from funrl.testing import assert_trees_close, check_transforms
+
+GRID = torch.tensor([[-1.0], [-0.5], [0.0], [0.5], [1.0]])
+SIGNS = torch.tensor([[-1.0], [1.0]])
+# Learning from the first update: batch_size <= num_envs * train_freq.
+TINY = sac.Config(
+    env="Pendulum-v1",
+    num_envs=4,
+    train_freq=2,
+    gradient_steps=2,
+    batch_size=8,
+    learning_starts=0,
+    buffer_size=64,
+    hidden=(16,),
+)
+
+
+def run(algo, key, hp, updates):
+    state = algo.init(key, hp)
+    for _ in range(updates):
+        state, metrics = algo.update(state, hp)
+    return state, metrics
+
+
+def probe_train(cfg, hp):
+    algo = sac.make(cfg)
+    result = funrl.train(
+        algo, funrl.random.key(0), hp, compile=False, progress=False, eval_episodes=8
+    )
+    return algo, result
+
+
+# ----------------------------------------------------------------------------- learning
+
+
+def test_continuous_probe_mode_approaches_optimal_action():
+    """ContinuousActionReward: a* = obs / 2; a uniform policy is off by ~0.5 on this grid."""
+    cfg = sac.Config(
+        env="funrl/ContinuousActionReward-v0",
+        num_envs=8,
+        gradient_steps=2,
+        batch_size=64,
+        learning_starts=64,
+        buffer_size=1024,
+        hidden=(64, 64),
+        total_timesteps=8 * 80,
+    )
+    hp = sac.HParams.create(actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3, alpha=0.05)
+    algo, r = probe_train(cfg, hp)
+    a = algo.act(algo.act_params(r.state), GRID)[:, 0]
+    err = (a - GRID[:, 0] / 2).abs()
+    assert err.max() < 0.15 and err.mean() < 0.07, a
+    assert r.eval_return > -0.01
+    # Critic: Q(s, a) = r (every step terminates, so no bootstrap), ~0 at the optimum.
+    q = sac._networks(cfg, algo.env_stack).critic.apply(r.state.params["critic"], GRID, GRID / 2)
+    assert q.abs().max() < 0.05, q
+
+
+def test_discrete_probe_learns_argmax_policy():
+    cfg = sac.Config(
+        env="funrl/ActionReward-v0",
+        discrete=True,
+        num_envs=8,
+        gradient_steps=2,
+        batch_size=64,
+        learning_starts=64,
+        buffer_size=1024,
+        hidden=(32,),
+        total_timesteps=8 * 40,
+    )
+    hp = sac.DiscreteHParams.create(actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3, alpha=0.1)
+    algo, r = probe_train(cfg, hp)
+    assert algo.hparams_cls is sac.DiscreteHParams
+    assert algo.act(algo.act_params(r.state), SIGNS).tolist() == [0, 1]
+    assert r.eval_return == pytest.approx(1.0)
+    q = sac._networks(cfg, algo.env_stack).critic.apply(r.state.params["critic"], SIGNS)
+    assert torch.allclose(q.min(0).values, torch.tensor([[1.0, -1.0], [-1.0, 1.0]]), atol=0.2), q
+
+
+# ----------------------------------------------------------------------------- mechanics
+
+
+def test_update_counters_buffer_and_metrics():
+    cfg = sac.Config(
+        env="Pendulum-v1",
+        num_envs=4,
+        train_freq=2,
+        gradient_steps=3,
+        batch_size=8,
+        learning_starts=16,
+        buffer_size=20,
+        hidden=(16,),
+    )
+    algo = sac.make(cfg)
+    hp = sac.HParams.create()
+    state = algo.init(funrl.random.key(0), hp)
+    before = state.params
+    state, m = algo.update(state, hp)  # 8 env steps < learning_starts: nothing learned
+    assert int(state.global_step) == 8 and int(state.grad_step) == 3
+    assert int(state.buffer.size) == 8
+    assert tree.all_equal(state.params, before) and tree.all_equal(
+        state.target_params["critic"], before["critic"]
+    )
+    assert math.isnan(float(m["critic_loss"])) and math.isnan(float(m["alpha"]))
+    for _ in range(2):
+        state, m = algo.update(state, hp)
+    assert int(state.buffer.size) == 20  # capacity reached: the ring wraps
+    for k in (
+        "critic_loss",
+        "actor_loss",
+        "q_mean",
+        "td_error_abs_mean",
+        "entropy",
+        "alpha",
+        "episode_return",
+        "episodes",
+    ):
+        assert m[k].shape == (), k
+    assert torch.isfinite(m["critic_loss"]) and torch.isfinite(m["actor_loss"])
+    assert not tree.all_equal(state.params["actor"], before["actor"])
+    assert float(state.params["log_alpha"]) < 0.0  # alpha falls towards the target entropy
+    # Actions stored in the buffer are the policy's, in [-1, 1] (rescaled by the env stack).
+    assert state.buffer.data["action"].abs().max() <= 1.0
+
+
+def test_targets_track_critics_by_polyak():
+    algo = sac.make(TINY)
+    hp = sac.HParams.create(tau=1.0)
+    state, _ = run(algo, funrl.random.key(0), hp, 1)
+    assert tree.all_equal(state.target_params["critic"], state.params["critic"])
+    hp = sac.HParams.create(tau=0.5)
+    s0 = algo.init(funrl.random.key(0), hp)
+    s1, _ = algo.update(s0, hp)
+    assert not tree.all_equal(s1.target_params["critic"], s1.params["critic"])
+
+
+def test_fixed_temperature_without_autotune():
+    cfg = sac.Config(**{**TINY.__dict__, "autotune": False})
+    algo = sac.make(cfg)
+    hp = sac.HParams.create(alpha=0.2)
+    state, m = run(algo, funrl.random.key(0), hp, 2)
+    assert float(m["alpha"]) == pytest.approx(0.2)
+    assert float(state.params["log_alpha"]) == pytest.approx(math.log(0.2))
+
+
+def test_act_deterministic_and_stochastic():
+    algo = sac.make(TINY)
+    hp = sac.HParams.create()
+    p = algo.act_params(algo.init(funrl.random.key(0), hp))
+    obs = torch.zeros(6, 3)
+    det = algo.act(p, obs)
+    assert det.shape == (6, 1) and torch.equal(det, algo.act(p, obs, funrl.random.key(1)))
+    sto = algo.act(p, obs, funrl.random.key(1), deterministic=False)
+    assert sto.shape == (6, 1) and (sto.abs() <= 1).all() and not torch.equal(sto, det)
+
+
+def test_determinism_same_key_same_params():
+    algo = sac.make(TINY)
+    hp = sac.HParams.create()
+    a, _ = run(algo, funrl.random.key(3), hp, 2)
+    b, _ = run(algo, funrl.random.key(3), hp, 2)
+    c, _ = run(algo, funrl.random.key(4), hp, 2)
+    assert tree.all_equal(a, b)
+    assert not tree.all_equal(a.params, c.params)
+
+
+@pytest.mark.parametrize("discrete", [False, True])
+def test_population_units_match_members_alone(discrete):
+    env = "funrl/ActionReward-v0" if discrete else "Pendulum-v1"
+    cfg = sac.Config(**{**TINY.__dict__, "env": env, "discrete": discrete})
+    single = sac.make(cfg)
+    hp_cls = single.hparams_cls
+    hp_list = [hp_cls.create(actor_lr=1e-3), hp_cls.create(actor_lr=3e-3, gamma=0.9)]
+    keys = funrl.random.split(funrl.random.key(0), 2)
+    alone = [run(single, k, hp, 1)[0] for k, hp in zip(keys, hp_list)]
+    pop = single.with_units(units.population())
+    hps = tree.stack(hp_list)
+    states = torch.func.vmap(single.init, randomness="error")(keys, hps)
+    states, metrics = pop.update(states, hps)
+    assert metrics["critic_loss"].shape == (2,)
+    assert_trees_close(states.params, tree.stack([s.params for s in alone]), rtol=1e-4, atol=1e-5)
+    assert_trees_close(states.buffer, tree.stack([s.buffer for s in alone]), rtol=1e-5, atol=1e-6)
+
+
+def test_whole_update_is_vmappable():
+    algo = sac.make(TINY)
+    hps = tree.stack([sac.HParams.create(), sac.HParams.create(gamma=0.9)])
+    keys = funrl.random.split(funrl.random.key(1), 2)
+    states = torch.func.vmap(algo.init, randomness="error")(keys, hps)
+    new, m = torch.func.vmap(algo.update, randomness="error")(states, hps)
+    assert m["critic_loss"].shape == (2,) and torch.isfinite(m["critic_loss"]).all()
+    assert not tree.all_equal(new.params["actor"], states.params["actor"])
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_bad_hparams_rejected():
+    with pytest.raises(ValueError, match="gamma"):
+        sac.HParams.create(gamma=1.5).check()
+    with pytest.raises(ValueError, match="tau"):
+        sac.make(TINY).init(funrl.random.key(0), sac.HParams.create(tau=0.0))
+    with pytest.raises(ValueError, match="actor_lr"):
+        funrl.train(
+            sac.make(TINY),
+            funrl.random.key(0),
+            sac.HParams.create(actor_lr=-1.0),
+            compile=False,
+            progress=False,
+        )
+    with pytest.raises(ValueError, match="unknown field"):
+        sac.HParams.create(lr=1e-3)
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ValueError, match="batch_size"):
+        sac.make(sac.Config(batch_size=0))
+    with pytest.raises(ValueError, match="buffer_size"):
+        sac.make(sac.Config(buffer_size=16, batch_size=32))
+    with pytest.raises(ValueError, match="learning_starts"):
+        sac.make(sac.Config(learning_starts=-1))
+
+
+def test_action_space_mismatch_rejected():
+    with pytest.raises(ValueError, match=r"SAC \(continuous\) needs a 1-d Box.*discrete=True"):
+        sac.make(sac.Config(env="funrl/ActionReward-v0"))
+    with pytest.raises(ValueError, match=r"SAC \(discrete\) needs a Discrete"):
+        sac.make(sac.Config(env="Pendulum-v1", discrete=True))
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_soft_update_values_and_transforms():
+    out = sac.soft_update({"w": torch.tensor([0.0, 2.0])}, {"w": torch.tensor([4.0, 2.0])}, 0.25)
+    assert out["w"].tolist() == [1.0, 2.0]
+    target = {"w": funrl.random.normal(funrl.random.key(0), (3, 4))}
+    online = {"w": torch.zeros(3, 4)}
+    taus = torch.tensor([0.0, 0.5, 1.0])
+    out = check_transforms(sac.soft_update, target, online, taus)
+    assert torch.equal(out["w"][0], target["w"][0]) and torch.equal(out["w"][2], online["w"][2])
+
+
+def test_sample_batch_placeholder_before_learning():
+    buf = buffers.init({"x": torch.zeros(2)}, capacity=16)
+    buf = buffers.add(buf, {"x": torch.ones(3, 2)})
+    key = funrl.random.key(0)
+    with pytest.raises(ValueError, match="exceeds"):
+        buffers.sample(buf, key, 8)  # what the placeholder avoids
+    b = sac.sample_batch(buf, key, 8, torch.tensor(False))
+    assert b["x"].shape == (8, 2)
+    real = sac.sample_batch(buf, key, 2, torch.tensor(True))
+    assert torch.equal(real["x"], buffers.sample(buf, key, 2)["x"])
+
+
+def test_contiguous_gives_row_major_strides():
+    t = torch.zeros(4, 1, 3).transpose(0, 2)
+    e = torch.zeros(()).expand(5)
+    out = sac.contiguous({"t": t, "e": e, "n": None})
+    assert out["t"].stride() == (4, 4, 1) and out["e"].stride() == (1,) and out["n"] is None
+
+
+def test_sample_batch_under_vmap_matches_members():
+    def filled(n):
+        b = buffers.init({"x": torch.zeros(2)}, capacity=16)
+        return buffers.add(b, {"x": torch.arange(2.0 * n).reshape(n, 2) + 1})
+
+    bufs = tree.stack([filled(3), filled(10)])
+    keys = funrl.random.split(funrl.random.key(0), 2)
+    learning = torch.tensor([False, True])
+    out = check_transforms(
+        lambda b, k, lrn: sac.sample_batch(b, k, 8, lrn), bufs, keys, learning, compile=False
+    )
+    assert out["x"].shape == (2, 8, 2)
+    assert (out["x"][1] > 0).all()  # learning: only filled slots
