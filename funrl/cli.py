@@ -185,6 +185,30 @@ def _check_env(env_id: str) -> None:
         raise SystemExit(f"funrl: unknown env {env_id!r}.{hint} See `funrl list`.")
 
 
+def _train_data_parallel(args: argparse.Namespace, config: Any) -> int:
+    """``funrl train ... --nproc N``: data-parallel training under torchrun (gloo/NCCL)."""
+    if args.algo not in ("ppo", "a2c"):
+        raise SystemExit(f"funrl: --nproc supports ppo and a2c (data-parallel), not {args.algo}")
+    from funrl import distributed
+
+    argv = ["dataparallel", args.algo, "--env", args.env, "--seed", str(args.seed)]
+    argv += ["--updates", str(config.num_updates), "--eval-episodes", str(args.eval_episodes)]
+    argv += ["--threads", str(args.threads), "--compile" if args.compile else "--no-compile"]
+    for item in args.set or []:
+        argv += ["--set", item]
+    if args.out:
+        argv += ["--out", str(args.out)]
+    if args.checkpoint:
+        argv += ["--checkpoint", str(args.checkpoint)]
+    if args.quiet:
+        argv.append("--quiet")
+    print(
+        f"funrl: launching {args.nproc} processes: {' '.join(distributed.launch_command(args.nproc, argv))}",
+        flush=True,
+    )
+    return distributed.launch(args.nproc, argv)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     mod = _algo_module(args.algo)
@@ -200,6 +224,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         algo = mod.make(config)
     except (ValueError, TypeError) as e:
         raise SystemExit(f"funrl: {e}") from None
+    if args.nproc > 1:
+        return _train_data_parallel(args, config)
     import funrl
 
     out = (
@@ -437,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads (default 1, or $FUNRL_THREADS)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel over N processes with torch.distributed (ppo, a2c; torchrun)",
+    )
     t.add_argument(
         "--checkpoint",
         default=None,

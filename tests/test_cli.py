@@ -211,3 +211,44 @@ def test_bench_runs_scripts_by_name(tmp_path, monkeypatch, capfd):
     assert main(["bench", "hello", "--fail"]) == 3
     with pytest.raises(SystemExit, match=r"unknown benchmark 'helo'.*Did you mean hello"):
         main(["bench", "helo"])
+
+
+def test_train_nproc_launches_data_parallel_ranks(tmp_path):
+    import json as _json
+
+    out = tmp_path / "dp"
+    rc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "funrl",
+            "train",
+            "ppo",
+            "--nproc",
+            "2",
+            "--total-steps",
+            "128",
+            "--no-compile",
+            "--quiet",
+            "--eval-episodes",
+            "2",
+            "--set",
+            "num_envs=4",
+            "--set",
+            "num_steps=16",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    assert rc.returncode == 0, rc.stdout + rc.stderr
+    assert "2 rank(s)" in rc.stdout
+    assert _json.loads((out / "summary.json").read_text())
+
+
+def test_nproc_rejects_off_policy_algorithms():
+    with pytest.raises(SystemExit, match="--nproc supports ppo and a2c"):
+        main(["train", "dqn", "--nproc", "2", "--total-steps", "64"])
