@@ -252,3 +252,36 @@ def test_train_nproc_launches_data_parallel_ranks(tmp_path):
 def test_nproc_rejects_off_policy_algorithms():
     with pytest.raises(SystemExit, match="--nproc supports ppo and a2c"):
         main(["train", "dqn", "--nproc", "2", "--total-steps", "64"])
+
+
+def test_eval_records_a_video(tmp_path, monkeypatch):
+    pytest.importorskip("pygame")
+    pytest.importorskip("moviepy")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    ckpt = tmp_path / "final.pt"
+    assert (
+        main(
+            [
+                "train",
+                "ppo",
+                "--total-steps",
+                "128",
+                "--no-compile",
+                "--quiet",
+                "--set",
+                "num_envs=4",
+                "--set",
+                "num_steps=16",
+                "--eval-episodes",
+                "1",
+                "--out",
+                str(tmp_path / "run"),
+                "--checkpoint",
+                str(ckpt),
+            ]
+        )
+        == 0
+    )
+    assert main(["eval", str(ckpt), "--episodes", "1", "--video", str(tmp_path / "video")]) == 0
+    videos = list((tmp_path / "video").glob("*.mp4"))
+    assert videos and videos[0].stat().st_size > 1000
