@@ -876,9 +876,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = _parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.compile:  # every vmapped unit shares vmap's wrapper code object, so all units'
-        # compiles count against one dynamo recompile limit (default 8): raise it
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     try:
         timeout = args.timeout if args.timeout is not None else (600.0 if args.compile else None)
         me, _ = init(args.backend, timeout)  # compiling ranks may finish minutes apart

@@ -143,3 +143,14 @@ def test_pbt_inside_population_training():
     )
     # with factor 1.0, exploit copies hparams unchanged: the set of lrs can only shrink
     assert set(res.hparams.lr.tolist()) <= set(hps.lr.tolist())
+
+
+def test_pbt_step_compiles_and_matches_eager():
+    states = {"w": torch.arange(4.0)[:, None] * torch.ones(4, 3)}
+    hps = pop.hparams(ppo.HParams, 4, lr=[1.0, 2.0, 3.0, 4.0])
+    scores = torch.tensor([10.0, float("nan"), 30.0, 20.0])
+    cfg = pop.PBTConfig(fraction=0.25, perturb=("lr",), factors=(0.5, 2.0))
+    step = lambda k, s, h, sc: pop.pbt_step(k, s, h, sc, cfg)  # noqa: E731
+    eager = step(funrl.random.key(0), states, hps, scores)
+    compiled = funrl.compile(step)(funrl.random.key(0), states, hps, scores)
+    assert_trees_close(compiled, eager, rtol=0, atol=0)
