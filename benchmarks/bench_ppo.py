@@ -2,19 +2,26 @@
 
     python benchmarks/bench_ppo.py --task cartpole --seeds 0 1 2 3 4 [--threads 1]
     python benchmarks/bench_ppo.py --task acrobot|pendulum|a2c --seeds 0 1 2 3 4
+    python benchmarks/bench_ppo.py --task cartpole --compile --sb3 \
+        --rejax-python /tmp/rejaxvenv/bin/python     # + rejax (JAX) in its own venv
 
-For each seed: wall time until the deterministic evaluation (10 episodes, every
-``--eval-every`` updates) first reaches the task's target, env-steps/s of training alone
+For each seed: wall time until the deterministic evaluation (10 episodes, at the task's
+evaluation interval) first reaches the task's target, env-steps/s of training alone
 (evaluation time excluded), and the final evaluation.  ``--sb3`` adds stable-baselines3
-with its defaults for the same env (CartPole: PPO, 100k steps), evaluated the same way.
+with its defaults for the same env (CartPole: PPO, 100k steps), evaluated the same way;
+``--rejax-python`` adds rejax's PPO (JAX, its defaults) from a separate venv through
+benchmarks/peer_rejax_ppo.py.  All evaluate every 8,192 env steps on CartPole.
 Threads are set with torch.set_num_threads (default 1) and printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import os
 import statistics
+import subprocess
 import time
 
 import torch
@@ -26,10 +33,12 @@ TASKS = {
     # name: (module, config, hparams overrides, target, eval_every)
     "cartpole": (
         ppo,
-        ppo.Config(env="CartPole-v1", num_envs=16, num_steps=64, total_timesteps=200_000),
+        # 64 envs x 16 steps: the same 1,024-sample batch as the default 16 x 64 with a
+        # quarter of the collector calls (compiled units are call-overhead-bound here).
+        ppo.Config(env="CartPole-v1", num_envs=64, num_steps=16, total_timesteps=300_000),
         {},
         475.0,
-        10,
+        8,
     ),
     "acrobot": (
         ppo,
@@ -146,6 +155,21 @@ def run_sb3(task: str, seed: int, total: int, eval_every_steps: int) -> dict[str
     }
 
 
+def run_rejax(python: str, seeds: list[int]) -> list[dict[str, float]]:
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_rejax_ppo.py")
+    out = subprocess.run(
+        [python, script, "--seeds", *map(str, seeds), "--eval-every", "8192"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    for r in rows:
+        r["time_to_target"] = math.nan if r["time_to_target"] is None else r["time_to_target"]
+        r["compile_s"] = r.pop("first_chunk_s")
+    return rows
+
+
 def table(name: str, rows: list[dict[str, float]]) -> None:
     print(f"\n{name}")
     print(
@@ -173,6 +197,9 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="compile funrl's units")
     ap.add_argument("--sb3", action="store_true", help="also run stable-baselines3")
     ap.add_argument("--sb3-steps", type=int, default=100_000)
+    ap.add_argument(
+        "--rejax-python", help="a Python with rejax installed: adds rejax PPO (CartPole only)"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -182,11 +209,17 @@ def main() -> None:
     rows = [run_funrl(args.task, s, args.compile) for s in args.seeds]
     table(f"funrl {TASKS[args.task][0].__name__.rsplit('.', 1)[-1]}", rows)
     if args.sb3:
-        sb = [run_sb3(args.task, s, args.sb3_steps, 10_000) for s in args.seeds]
+        every = 8192 if args.task == "cartpole" else 10_000
+        sb = [run_sb3(args.task, s, args.sb3_steps, every) for s in args.seeds]
         table("stable-baselines3 (defaults)", sb)
         f = statistics.median(r["steps_per_s"] for r in rows)
         s = statistics.median(r["steps_per_s"] for r in sb)
         print(f"\nenv-steps/s ratio funrl/SB3: {f / s:.1f}x")
+    if args.rejax_python and args.task == "cartpole":
+        rj = run_rejax(args.rejax_python, args.seeds)
+        table("rejax PPO (defaults; JAX jit, 1 XLA thread; compile s = first chunk)", rj)
+        f = statistics.median(r["steps_per_s"] for r in rows)
+        print(f"env-steps/s ratio funrl/rejax: {f / rj[0]['steps_per_s']:.2f}x")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,10 @@ def init(env: Environment, env_params: Any, key: torch.Tensor) -> CollectorState
     """Reset ``env`` and start a collector state (the key is split, never reused)."""
     k_reset, k_carry = R.split(key)
     obs, env_state = env.reset(k_reset, env_params)
-    return CollectorState(env_state, obs, k_carry)
+    # Contiguous copies: reset's leaves can be strided views (slices of one draw), and a
+    # compiled step would otherwise be compiled a second time for the contiguous leaves
+    # it returns.
+    return tree.map(lambda x: x.contiguous(), CollectorState(env_state, obs, k_carry))
 
 
 def make_step(

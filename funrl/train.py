@@ -32,12 +32,14 @@ from typing import Any
 import torch
 
 from funrl import random as R
+from funrl import tree
 from funrl.algos.common import Algo
 from funrl.algos.units import compiled
+from funrl.compiling import compile as funrl_compile
 from funrl.envs.vector import VecEnv
 from funrl.envs.wrappers import EpisodeStatistics
 
-__all__ = ["MetricsWriter", "TrainResult", "evaluate", "train"]
+__all__ = ["MetricsWriter", "TrainResult", "evaluate", "make_evaluate", "train"]
 
 
 @dataclass
@@ -95,6 +97,60 @@ def _floats(metrics: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items()}
 
 
+def make_evaluate(
+    algo: Algo,
+    num_episodes: int = 10,
+    max_steps: int = 10_000,
+    deterministic: bool = True,
+    compile: bool = False,
+) -> Callable[[Any, torch.Tensor], torch.Tensor]:
+    """``evaluate_fn(state, key) -> returns [num_episodes]`` for the policy in ``state``.
+
+    Build it once and call it at every evaluation: with ``compile=True`` one evaluation
+    step (act + env step + episode bookkeeping) is compiled on the first call and reused,
+    which makes a 500-step evaluation ~10x cheaper than eager once compiled.
+    Episodes run in parallel (one env each) until every one has finished once or
+    ``max_steps`` have passed (unfinished episodes return NaN).
+    """
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+    env = EpisodeStatistics(VecEnv(algo.env_stack.eval_env, num_episodes))
+    env_params = algo.env_stack.env_params
+
+    def step(
+        params: Any,
+        obs: torch.Tensor,
+        env_state: Any,
+        key: torch.Tensor,
+        returns: torch.Tensor,
+        done: torch.Tensor,
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+        k_act, k_step, key = R.split(key, 3)
+        action = algo.act(params, obs, k_act, deterministic)
+        obs, env_state, _, _, _, info = env.step(k_step, env_state, action, env_params)
+        finished = info["episode_done"] & ~done
+        returns = torch.where(finished, info["episode_return"].to(returns.dtype), returns)
+        return obs, env_state, key.contiguous(), returns, done | finished
+
+    step_fn = funrl_compile(step) if compile else step
+
+    def evaluate_fn(state: Any, key: torch.Tensor) -> torch.Tensor:
+        params = algo.act_params(state)
+        k_reset, key = R.split(key)
+        obs, env_state = env.reset(k_reset, env_params)
+        # Contiguous leaves: the compiled step returns contiguous ones (no second compile).
+        obs, env_state, key = tree.map(lambda x: x.contiguous(), (obs, env_state, key))
+        returns = torch.full((num_episodes,), float("nan"))
+        done = torch.zeros(num_episodes, dtype=torch.bool)
+        for _ in range(max_steps):
+            obs, env_state, key, returns, done = step_fn(params, obs, env_state, key, returns, done)
+            if bool(done.all()):
+                break
+        return returns
+
+    return evaluate_fn
+
+
 def evaluate(
     algo: Algo,
     state: Any,
@@ -107,24 +163,9 @@ def evaluate(
 
     Uses the algorithm's evaluation env (no reward scaling; observations normalised with
     the training statistics inside ``act``) and the deterministic policy by default.
+    Eager; for repeated evaluations build a (compiled) :func:`make_evaluate` once.
     """
-    env = EpisodeStatistics(VecEnv(algo.env_stack.eval_env, num_episodes))
-    env_params = algo.env_stack.env_params
-    params = algo.act_params(state)
-    k_reset, key = R.split(key)
-    obs, env_state = env.reset(k_reset, env_params)
-    returns = torch.full((num_episodes,), float("nan"))
-    done = torch.zeros(num_episodes, dtype=torch.bool)
-    for _ in range(max_steps):
-        k_act, k_step, key = R.split(key, 3)
-        action = algo.act(params, obs, k_act, deterministic)
-        obs, env_state, _, _, _, info = env.step(k_step, env_state, action, env_params)
-        finished = info["episode_done"] & ~done
-        returns = torch.where(finished, info["episode_return"].to(returns.dtype), returns)
-        done = done | finished
-        if bool(done.all()):
-            break
-    return returns
+    return make_evaluate(algo, num_episodes, max_steps, deterministic)(state, key)
 
 
 class _Progress:
@@ -201,6 +242,7 @@ def train(
     k_init, k_eval = R.split(key)
     writer = MetricsWriter(out_dir) if out_dir is not None else None
     bar = _Progress(total * algo.steps_per_update, progress, f"{algo.name} {algo.config.env}")
+    evaluate_fn = make_evaluate(algo, eval_episodes, compile=compile)
     state = algo.init(k_init, hparams)
     result = TrainResult(state)
     t_start = time.perf_counter()
@@ -222,7 +264,7 @@ def train(
             if not math.isnan(row.get("episode_return", math.nan)):
                 recent_return = row["episode_return"]
             if (eval_every and (i + 1) % eval_every == 0) or i == total - 1:
-                rets = evaluate(algo, state, R.fold_in(k_eval, i), eval_episodes)
+                rets = evaluate_fn(state, R.fold_in(k_eval, i))
                 result.eval_return = float(rets.nanmean())
                 row["eval_return"] = result.eval_return
                 if target_return is not None and result.eval_return >= target_return:

@@ -79,3 +79,20 @@ def test_evaluate_runs_one_episode_per_env():
     rets = funrl.evaluate(algo, state, funrl.random.key(1), num_episodes=4)
     assert rets.shape == (4,) and torch.isfinite(rets).all()
     assert (rets >= 1).all() and (rets <= 500).all()
+
+
+def test_make_evaluate_compiled_matches_eager_and_compiles_once():
+    from funrl.train import make_evaluate
+
+    algo = ppo.make(TINY)
+    state = algo.init(funrl.random.key(0), ppo.HParams.create())
+    eager = make_evaluate(algo, num_episodes=3)
+    compiled = make_evaluate(algo, num_episodes=3, compile=True)
+    torch._dynamo.utils.counters.clear()
+    for seed in (1, 2):
+        key = funrl.random.key(seed)
+        # CartPole returns are episode lengths: the same actions give exactly the same ones.
+        torch.testing.assert_close(compiled(state, key), eager(state, key), rtol=0, atol=0)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
+    with pytest.raises(ValueError, match="num_episodes"):
+        make_evaluate(algo, num_episodes=0)

@@ -359,9 +359,11 @@ def make(
             k_state,
         )
 
-    def collect_step(state: TrainState, hp: HParams) -> tuple[TrainState, Transition]:
-        carry, tr = env_step(state.collector, state.params, state.env_params)
-        return state.replace(collector=carry), tr
+    def collect_step(
+        collector: CollectorState, params: dict[str, Any], env_params: Any
+    ) -> tuple[CollectorState, Transition]:
+        # Only what acting needs crosses the unit boundary: fewer tensors to guard and pass.
+        return env_step(collector, params, env_params)
 
     def prepare(state: TrainState, traj: Transition, hp: HParams) -> tuple[TrainState, Batch, Any]:
         v_tp1 = nets.critic.apply(state.params["critic"], traj.next_obs)
@@ -415,9 +417,11 @@ def make(
 
     def update(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
         transitions = []
+        collector = state.collector
         for _ in range(T):
-            state, tr = u_collect(state, hp)
+            collector, tr = u_collect(collector, state.params, state.env_params)
             transitions.append(tr)
+        state = state.replace(collector=collector)
         state, batch, ep_metrics = u_prepare(state, u_stack(transitions), hp)
         learn_metrics = []
         for _ in range(E * M):
