@@ -77,6 +77,10 @@ class Config:
       hidden, activation, dueling: the Q-network.
       double_q, prioritized, n_step, loss: the extensions (module docstring).
       donate_buffer: write the replay buffer in place (module docstring).
+      learn_steps_per_call: learning steps fused into one call of the ``learn`` unit
+        (must divide ``gradient_steps``).  A compiled unit call costs ~100 us of host
+        overhead, as much as a small network's gradient step: fusing 4 steps nearly halves
+        that (same results), at the price of a ~4x larger graph to compile.
     """
 
     env: str = "CartPole-v1"
@@ -96,6 +100,7 @@ class Config:
     n_step: int = 1
     loss: str = "huber"
     donate_buffer: bool = True
+    learn_steps_per_call: int = 1
 
     @property
     def steps_per_update(self) -> int:
@@ -108,7 +113,7 @@ class Config:
     def validate(self) -> None:
         for name in (
             "num_envs", "train_freq", "buffer_size", "batch_size", "target_update_interval",
-            "total_timesteps", "n_step",
+            "total_timesteps", "n_step", "learn_steps_per_call",
         ):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -123,6 +128,11 @@ class Config:
             )
         if self.num_envs > self.buffer_size:
             raise ValueError(f"Config.num_envs {self.num_envs} > buffer_size {self.buffer_size}")
+        if self.gradient_steps % self.learn_steps_per_call:
+            raise ValueError(
+                f"Config.learn_steps_per_call ({self.learn_steps_per_call}) must divide "
+                f"gradient_steps ({self.gradient_steps})"
+            )
         if self.loss not in ("huber", "mse"):
             raise ValueError(f"Config.loss must be 'huber' or 'mse', got {self.loss!r}")
 
@@ -389,8 +399,15 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
         m["epsilon"] = infos["epsilon"][-1]
         return state, m
 
+    def learn_fused(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
+        steps = []
+        for _ in range(config.learn_steps_per_call):
+            state, m = learn(state, hp)
+            steps.append(m)
+        return state, tree.stack(steps)
+
     u_collect = units(collect, "collect")
-    u_learn = units(learn, "learn")
+    u_learn = units(learn_fused, "learn")
     u_stack = units(tree.stack, "stack")
     u_finish = units(finish, "finish")
 
@@ -400,12 +417,13 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
             state, info = u_collect(state, hp)
             infos.append(info)
         learn_metrics = []
-        for _ in range(config.gradient_steps):
+        for _ in range(config.gradient_steps // config.learn_steps_per_call):
             state, m = u_learn(state, hp)
             learn_metrics.append(m)
         state, metrics = u_finish(state, u_stack(infos), hp)
         if learn_metrics:
-            metrics.update(tree.map(lambda *xs: torch.stack(xs).nanmean(0), *learn_metrics))
+            # each unit returns [..., learn_steps_per_call] (a population adds a leading dim)
+            metrics.update(tree.map(lambda *xs: torch.cat(xs, -1).nanmean(-1), *learn_metrics))
         return state, metrics
 
     def act_params(state: TrainState) -> dict[str, Any]:
