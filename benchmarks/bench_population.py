@@ -28,7 +28,8 @@ import torch
 def config(updates: int):
     from funrl.algos import ppo
 
-    return ppo.Config(env="CartPole-v1", num_envs=16, num_steps=64, total_timesteps=1024 * updates)
+    # bench_ppo.py's CartPole config: 64 envs x 16 steps = 1,024 env steps per update
+    return ppo.Config(env="CartPole-v1", num_envs=64, num_steps=16, total_timesteps=1024 * updates)
 
 
 def mode_vmapped(members: int, updates: int, compile: bool) -> dict[str, float]:
