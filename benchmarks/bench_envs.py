@@ -5,11 +5,19 @@ Not a test.  One run of each, side by side:
 * Gymnasium, one env (``gymnasium.make``, reset when done);
 * ``gymnasium.vector.SyncVectorEnv`` with 8 and 64 envs (auto-reset inside);
 * funrl ``CartPole`` vmapped over 1, 64, 1024, 4096 envs: eager, and one
-  ``torch.compile``'d step (env step + random action drawn inside from ``funrl.random``)
-  called from a Python loop; compile time is reported apart;
+  ``funrl.compile``'d step called from a Python loop; compile time is reported apart;
 * gymnax (JAX; jit + vmap + scan) when it is importable, else skipped.
 
-Ratios are against SyncVectorEnv(64).  The thread count is set (default 2) and printed.
+funrl and gymnax do the same work per step (gymnax's own benchmark loop): one carried
+key is split three ways (next key, actions, envs), ``randint`` draws the ``n`` actions
+from one key, ``split`` gives each env its own key, and the vmapped ``env.step`` steps
+and auto-resets every env (both libraries compute the reset state for every env and
+select it where the episode ended).  gymnax runs 100 such steps in one ``jit``'d
+``lax.scan``; funrl calls its compiled step from a Python loop (DESIGN.md: never unroll
+long loops into one graph), so the Python call overhead (~25 us) counts against funrl.
+
+Ratios are against SyncVectorEnv(64).  The thread count is set (default 2) and printed;
+the gymnax subprocess gets the same count through ``XLA_FLAGS``.
 
 Usage::
 
@@ -27,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -79,48 +88,50 @@ def bench_funrl(sizes: list[int], seconds: float, compile_: bool) -> list[Row]:
     import torch
     from torch.func import vmap
 
+    import funrl
     import funrl.random as R
     from funrl.envs.classic_control import CartPole
 
     env = CartPole()
     params = env.default_params()
-
-    def one(key: torch.Tensor, state):
-        """One env: draw a random action, step (with auto-reset); carry the next key."""
-        key, k_act, k_step = R.split(key, 3)
-        action = R.randint(k_act, 0, 2)
-        obs, state, reward, terminated, truncated, _ = env.step(k_step, state, action, params)
-        return key, state, obs, reward, terminated, truncated
-
-    batched = vmap(one)
     rows: list[Row] = []
     for n in sizes:
-        keys = R.split(R.key(0), n)
-        _, state0 = vmap(env.reset, in_dims=(0, None))(keys, params)
+
+        def step(key: torch.Tensor, state, n=n):
+            """All ``n`` envs: random actions, then step (auto-reset); carry the next key."""
+            key, k_act, k_step = R.split(key, 3)
+            actions = R.randint(k_act, 0, 2, (n,))
+            obs, state, reward, terminated, truncated, _ = vmap(env.step, in_dims=(0, 0, 0, None))(
+                R.split(k_step, n), state, actions, params
+            )
+            return key, state, obs, reward, terminated, truncated
+
+        key0 = R.key(0)
+        _, state0 = vmap(env.reset, in_dims=(0, None))(R.split(R.key(1), n), params)
         iters = max(10, 20000 // n)
 
-        def loop(fn, keys=keys, state=state0, iters=iters, n=n) -> Callable[[], int]:
-            carry = {"keys": keys, "state": state}
+        def loop(fn, key=key0, state=state0, iters=iters, n=n) -> Callable[[], int]:
+            carry = {"key": key, "state": state}
 
             def run() -> int:
-                k, s = carry["keys"], carry["state"]
+                k, s = carry["key"], carry["state"]
                 for _ in range(iters):
                     k, s, *_ = fn(k, s)
-                carry["keys"], carry["state"] = k, s
+                carry["key"], carry["state"] = k, s
                 return iters * n
 
             return run
 
-        rows.append((f"funrl eager vmap({n})", _timed(loop(batched), seconds), ""))
+        rows.append((f"funrl eager vmap({n})", _timed(loop(step), seconds), ""))
         if compile_:
-            cstep = torch.compile(batched, fullgraph=True, dynamic=False)
+            cstep = funrl.compile(step)
             t0 = time.perf_counter()
-            k, s, *_ = cstep(keys, state0)
-            # The carried keys come back as strided views (a slice of split's [n, 3, 2]):
+            k, s, *_ = cstep(key0, state0)
+            # The carried key comes back as a strided view (a slice of split's [3, 2]):
             # dynamo specialises once more on the second call.  Both count as compile time.
             k, s, *_ = cstep(k, s)
             compile_s = time.perf_counter() - t0
-            rate = _timed(loop(cstep, keys=k, state=s), seconds)
+            rate = _timed(loop(cstep, key=k, state=s), seconds)
             rows.append((f"funrl compiled vmap({n})", rate, f"compile {compile_s:.1f} s"))
     return rows
 
@@ -167,11 +178,20 @@ def bench_gymnax(sizes: list[int], seconds: float, scan_len: int) -> list[Row]:
     return rows
 
 
-def gymnax_subprocess(python: str, sizes: list[int], seconds: float, scan_len: int) -> list[Row]:
+def _xla_env(threads: int) -> dict[str, str]:
+    """The environment with XLA's CPU thread pools capped at ``threads``."""
+    flags = f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+    flags += f"intra_op_parallelism_threads={threads}"
+    return {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {flags}".strip()}
+
+
+def gymnax_subprocess(
+    python: str, sizes: list[int], seconds: float, scan_len: int, threads: int
+) -> list[Row]:
     """Run the gymnax part under another interpreter (a venv with jax) and read its rows."""
     cmd = [python, __file__, "--only-gymnax", "--json", "--seconds", str(seconds)]
     cmd += ["--scan-len", str(scan_len), "--sizes", *map(str, sizes)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False, env=_xla_env(threads))
     if out.returncode != 0:
         return [("gymnax", float("nan"), f"failed: {out.stderr.strip().splitlines()[-1:]}")]
     return [tuple(r) for r in json.loads(out.stdout.strip().splitlines()[-1])]  # type: ignore[misc]
@@ -220,8 +240,9 @@ def main() -> None:
     rows = bench_gymnasium(seconds)
     rows += bench_funrl(sizes, seconds, compile_=not args.no_compile)
     if args.gymnax_python:
-        rows += gymnax_subprocess(args.gymnax_python, sizes, seconds, args.scan_len)
+        rows += gymnax_subprocess(args.gymnax_python, sizes, seconds, args.scan_len, args.threads)
     elif not args.no_gymnax:
+        os.environ.update(_xla_env(args.threads))  # before jax is imported
         rows += bench_gymnax(sizes, seconds, args.scan_len)
     print_table(rows, header)
 

@@ -1,4 +1,4 @@
-"""Cost of one funrl.random call, eager vs torch.compile (Threefry-2x32-20 in int64 ops).
+"""Cost of one funrl.random call, eager vs funrl.compile (Threefry-2x32-20 on int32 words).
 
     python benchmarks/bench_random.py [--threads 1]
 
@@ -12,6 +12,7 @@ import time
 
 import torch
 
+import funrl
 import funrl.random as R
 
 
@@ -37,7 +38,7 @@ def main() -> None:
     for n in (1, 4096, 1 << 20):
         reps = args.reps if n < (1 << 20) else 20
         f = lambda n=n: R.uniform(k, (n,))  # noqa: E731
-        cf = torch.compile(f, dynamic=False)
+        cf = funrl.compile(f)
         t0 = time.perf_counter()
         cf()
         compile_s = time.perf_counter() - t0

@@ -5,6 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import funrl
 import funrl.random as R
 from funrl.testing import check_transforms
 from funrl.testing import strategies as fst
@@ -266,3 +267,100 @@ def test_bad_arguments():
         R.key(1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="data must be an integer"):
         R.fold_in(k, torch.tensor(1.0))
+
+
+# ---- the int32 Threefry, unrolled small blocks and fast paths: same numbers everywhere ----
+
+_ROT = (13, 15, 26, 6, 17, 29, 16, 24)
+
+
+def _threefry_reference(k0: int, k1: int, x0: int, x1: int) -> tuple[int, int]:
+    """Threefry-2x32-20 on Python ints, straight from the Random123 specification."""
+    m = 0xFFFFFFFF
+
+    def rotl(x: int, r: int) -> int:
+        return ((x << r) | (x >> (32 - r))) & m
+
+    ks = (k0, k1, k0 ^ k1 ^ 0x1BD11BDA)
+    x0, x1 = (x0 + k0) & m, (x1 + k1) & m
+    for block in range(5):
+        for r in range(4):
+            x0 = (x0 + x1) & m
+            x1 = rotl(x1, _ROT[(block % 2) * 4 + r]) ^ x0
+        s = block + 1
+        x0, x1 = (x0 + ks[s % 3]) & m, (x1 + ks[(s + 1) % 3] + s) & m
+    return x0, x1
+
+
+def _threefry_inputs(n: int) -> torch.Tensor:
+    """``[n, 4]`` words: the sign-bit edge cases first, then seeded random words."""
+    edges = [0, 1, 2**31 - 1, 2**31, 2**32 - 1]
+    fixed = torch.tensor([[a, b, a, b] for a in edges for b in edges], dtype=torch.int64)
+    rand = torch.randint(0, 2**32, (n, 4), generator=torch.Generator().manual_seed(0))
+    return torch.cat([fixed, rand])[:n]
+
+
+def test_threefry_matches_python_reference_including_sign_bit_words():
+    ins = _threefry_inputs(300)
+    y0, y1 = R.threefry2x32(*ins.unbind(-1))
+    expected = [_threefry_reference(*row) for row in ins.tolist()]
+    assert torch.stack([y0, y1], -1).tolist() == [list(e) for e in expected]
+    assert y0.dtype == torch.int64 and int(y0.min()) >= 0 and int(y1.max()) < 2**32
+
+
+@pytest.mark.parametrize("n", [7, 4099])  # only a scalar tail; vectorised body + tail
+def test_compiled_threefry_is_bit_exact(n):
+    # int32 adds wrap in the generated C++ exactly as eagerly (no signed-overflow surprise)
+    ins = _threefry_inputs(n)
+    expected = torch.stack(R.threefry2x32(*ins.unbind(-1)), -1)
+    got = torch.stack(funrl.compile(R.threefry2x32)(*ins.unbind(-1)), -1)
+    assert torch.equal(got, expected)
+    rows = [0, n // 2, n - 1]
+    assert got[rows].tolist() == [list(_threefry_reference(*ins[i].tolist())) for i in rows]
+
+
+def test_pinned_values():
+    # Changing any of these changes every seeded run (PPO, DQN, ...): do it on purpose only.
+    assert R.split(R.key(0), 3).tolist() == [
+        [1351547692, 3235790642],
+        [2473972575, 935721516],
+        [1390163619, 3131650755],
+    ]
+    assert R.uniform(R.key(0), (4,)).tolist() == [
+        0.4184570908546448,
+        0.21629542112350464,
+        0.6004990339279175,
+        0.8041241765022278,
+    ]
+    assert R.randint(R.key(5), 0, 2, (8,)).tolist() == [0, 1, 1, 0, 0, 0, 0, 1]
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 1), (0, 2), (-3, 5), (7, 7 + 2**20), (0, 2**32)])
+def test_randint_power_of_two_shortcut_equals_remainder(low, high):
+    keys = R.split(R.key(8), 3)
+    fast = R.randint(keys, low, high, (500,))
+    slow = R.randint(keys, torch.tensor(low), torch.tensor(high), (500,))  # tensor bounds
+    assert torch.equal(fast, slow)
+    assert int(fast.min()) >= low and int(fast.max()) < high
+
+
+@pytest.mark.parametrize("num", [1, 2, 3, 4, 5, 9])  # unrolled (<= 4) and broadcast blocks
+def test_split_keys_equals_unbound_split(num):
+    for k in (R.key(3), R.split(R.key(4), 5)):
+        got = R._split_keys(k, num)
+        assert len(got) == num
+        assert all(torch.equal(a, b) for a, b in zip(got, R.split(k, num).unbind(-2)))
+
+
+@pytest.mark.parametrize("n", [7, 4099])
+def test_compiled_vmapped_small_blocks_are_bit_exact(n):
+    # the shapes an env step draws: per-member keys, unrolled 1- and 2-counter blocks
+    def f(k):
+        _, k_reset = R._split_keys(k, 2)  # the first child is dead code when compiled
+        return R.split(k, 3), k_reset, R.randint(k, 0, 2), R.bits(k, (3,))
+
+    keys = R.split(R.key(11), n)
+    expected = torch.func.vmap(f)(keys)
+    got = funrl.compile(torch.func.vmap(f))(keys)
+    assert all(torch.equal(a, b) for a, b in zip(got, expected))
+    assert torch.equal(expected[0][5], R.split(keys[5], 3))  # vmap == alone

@@ -82,7 +82,9 @@ class Environment:
         """One transition with auto-reset; see the module docstring for the outputs."""
         R._check_key(key)
         params = self.default_params() if params is None else params
-        key_step, key_reset = R.split(key)
+        # split(key) without the stack: where step_env ignores its key (as every classic
+        # control env does), the hash of key_step is dead code under torch.compile.
+        key_step, key_reset = R._split_keys(key, 2)
         obs_st, state_st, reward, terminated, truncated, info = self.step_env(
             key_step, state, action, params
         )

@@ -122,6 +122,26 @@ def test_vmapped_step_resets_only_finished_members() -> None:
         torch.testing.assert_close(single[0], obs[i])
 
 
+class KeyedWalk(Walk):
+    """Walk whose step reports the key it was given."""
+
+    def step_env(self, key, state, action, params):
+        obs, new, r, te, tr, info = super().step_env(key, state, action, params)
+        return obs, new, r, te, tr, {**info, "key": key}
+
+
+def test_step_env_and_reset_get_the_two_halves_of_split() -> None:
+    env = KeyedWalk()
+    _, state = env.reset(R.key(0))
+    key = R.key(9)
+    info = env.step(key, state, torch.tensor(1))[5]
+    assert torch.equal(info["key"], R.split(key)[0])  # the reset key: see test above
+    keys = R.split(R.key(1), 3)  # and per member under vmap
+    _, states = vmap(env.reset, in_dims=(0, None))(keys, env.default_params())
+    infos = vmap(env.step, in_dims=(0, 0, None))(keys, states, torch.tensor(0))[5]
+    assert torch.equal(infos["key"], R.split(keys)[:, 0])
+
+
 def test_step_and_reset_pass_the_battery() -> None:
     env = Walk()
     keys = R.split(R.key(4), 3)
