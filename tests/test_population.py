@@ -185,3 +185,15 @@ def test_new_hparams_values_never_recompile_a_compiled_population():
         after_old, _ = algo.update(states, hps)
     # the new values took effect in the same graphs
     assert not tree.all_equal(after_new.params, after_old.params)
+
+
+def test_compiled_population_compiles_each_unit_once():
+    # vmapped init returns stride-0 leaves and compiled units return contiguous ones;
+    # neither may cost a second compile of any unit.
+    keys = pop.member_keys(funrl.random.key(3), 2)
+    hps = pop.hparams(ppo.HParams, 2, lr=[1e-3, 3e-3])
+    algo = ppo.make(dataclasses.replace(TINY, total_timesteps=4 * 16 * 3))
+    torch._dynamo.utils.counters.clear()
+    pop.train(algo, keys, hps, compile=True, progress=False, eval_episodes=1)
+    # collect, prepare, learn, finish
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 4

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from funrl import tree
 from funrl.compiling import compile as _compile
 
 __all__ = ["UnitTransform", "compiled", "eager", "population"]
@@ -29,6 +30,21 @@ UnitTransform = Callable[[Callable[..., Any], str], Callable[..., Any]]
 
 # Units that only move data around gain nothing from compiling and would add compile time.
 _DATA_ONLY = frozenset({"stack"})
+
+
+def _contiguous_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` whose tensor outputs are contiguous (a no-op for those that already are).
+
+    A compiled unit's outputs come back as its next call's inputs, and dynamo guards on
+    strides: an output that is a strided view (a key sliced from ``split``, a vmapped
+    stride-0 counter) would compile the unit a second time.
+    """
+
+    def call(*args: Any) -> Any:
+        return tree.map(lambda x: x.contiguous() if isinstance(x, torch.Tensor) else x, fn(*args))
+
+    call.__name__ = getattr(fn, "__name__", "unit")
+    return call
 
 
 def eager(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -40,7 +56,7 @@ def compiled(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Compile the unit with :func:`funrl.compile` (static shapes, no graph breaks)."""
     if name in _DATA_ONLY:
         return fn
-    return _compile(fn)
+    return _compile(_contiguous_outputs(fn))
 
 
 def population(compile: bool = False, chunk_size: int | None = None) -> UnitTransform:
@@ -49,7 +65,7 @@ def population(compile: bool = False, chunk_size: int | None = None) -> UnitTran
     def transform(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         v = torch.func.vmap(fn, randomness="error", chunk_size=chunk_size)
         if compile and name not in _DATA_ONLY:
-            return _compile(v)
+            return _compile(_contiguous_outputs(v))
         return v
 
     return transform
