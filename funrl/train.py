@@ -244,6 +244,10 @@ def train(
     bar = _Progress(total * algo.steps_per_update, progress, f"{algo.name} {algo.config.env}")
     evaluate_fn = make_evaluate(algo, eval_episodes, compile=compile)
     state = algo.init(k_init, hparams)
+    if compile:
+        # Compiled units return contiguous tensors; start from contiguous ones too (e.g.
+        # orthogonal init gives transposed weights), or each unit compiles a second time.
+        state = tree.map(lambda x: x.contiguous(), state)
     result = TrainResult(state)
     t_start = time.perf_counter()
     recent_return = math.nan

@@ -96,3 +96,15 @@ def test_make_evaluate_compiled_matches_eager_and_compiles_once():
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 1
     with pytest.raises(ValueError, match="num_episodes"):
         make_evaluate(algo, num_episodes=0)
+
+
+def test_compiled_train_compiles_each_unit_once():
+    # orthogonal init gives strided weights and compiled units return contiguous ones:
+    # neither may cost a second compile
+    torch._dynamo.utils.counters.clear()
+    funrl.train(
+        ppo.make(TINY), funrl.random.key(0), ppo.HParams.create(), progress=False,
+        eval_every=1, eval_episodes=2,
+    )  # fmt: skip
+    # collect, prepare, learn, finish and the evaluation step
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 5
