@@ -68,7 +68,7 @@ def init(env: Environment, env_params: Any, key: torch.Tensor) -> CollectorState
     # Contiguous copies: reset's leaves can be strided views (slices of one draw), and a
     # compiled step would otherwise be compiled a second time for the contiguous leaves
     # it returns.
-    return tree.map(lambda x: x.contiguous(), CollectorState(env_state, obs, k_carry))
+    return tree.contiguous(CollectorState(env_state, obs, k_carry))
 
 
 def make_step(

@@ -580,7 +580,7 @@ def ensemble(model: Model, n: int) -> Model:
     def init_fn(key: torch.Tensor) -> Params:
         R._check_key(key)
         params = vmap(model.init, randomness="error")(R.split(key, n))
-        return tree.map(lambda x: x.contiguous(), params)
+        return tree.contiguous(params)
 
     def apply(params: Params, *inputs: Any) -> Any:
         return vmap(model.apply, in_dims=(0, *([None] * len(inputs))), randomness="error")(

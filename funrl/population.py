@@ -333,7 +333,7 @@ def train(
         # expansions; compiled units return them contiguous, so without this every unit
         # would be compiled a second time on the second update.  (Not eagerly: there the
         # layouts pick the kernels, and members stay bit-identical to training alone.)
-        states = tree.map(lambda x: x.contiguous(), states)
+        states = tree.contiguous(states)
     writer = MetricsWriter(out_dir) if out_dir is not None else None
     history: list[dict[str, Any]] = []
     recent = torch.full((size,), float("nan"))

@@ -139,7 +139,7 @@ def make_evaluate(
         k_reset, key = R.split(key)
         obs, env_state = env.reset(k_reset, env_params)
         # Contiguous leaves: the compiled step returns contiguous ones (no second compile).
-        obs, env_state, key = tree.map(lambda x: x.contiguous(), (obs, env_state, key))
+        obs, env_state, key = tree.contiguous((obs, env_state, key))
         returns = torch.full((num_episodes,), float("nan"))
         done = torch.zeros(num_episodes, dtype=torch.bool)
         for _ in range(max_steps):
@@ -247,7 +247,7 @@ def train(
     if compile:
         # Compiled units return contiguous tensors; start from contiguous ones too (e.g.
         # orthogonal init gives transposed weights), or each unit compiles a second time.
-        state = tree.map(lambda x: x.contiguous(), state)
+        state = tree.contiguous(state)
     result = TrainResult(state)
     t_start = time.perf_counter()
     recent_return = math.nan

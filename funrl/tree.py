@@ -34,6 +34,7 @@ __all__ = [
     "all_equal",
     "allclose",
     "cast",
+    "contiguous",
     "field",
     "flatten",
     "full_like",
@@ -190,6 +191,16 @@ def index(tree: PyTree, idx: Any) -> PyTree:
 
 def _expand_to(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
+
+
+def contiguous(tree: PyTree) -> PyTree:
+    """Every tensor leaf made contiguous (the same tensor where it already is).
+
+    Compiled functions guard on input strides: carry state between calls in the layout a
+    compiled graph returns (contiguous), or the second call compiles again.  Non-tensor
+    leaves pass through.
+    """
+    return _pt.tree_map(lambda x: x.contiguous() if isinstance(x, torch.Tensor) else x, tree)
 
 
 def where(mask: torch.Tensor, a: PyTree, b: PyTree) -> PyTree:

@@ -140,3 +140,13 @@ def test_flatten_roundtrip_property(tree):
     assert T.all_equal(T.unflatten(flat, spec), tree)
     doubled = T.map(lambda x: x * 2, tree)
     assert all(torch.equal(x * 2, y) for x, y in zip(T.leaves(tree), T.leaves(doubled)))
+
+
+def test_contiguous_fixes_strides_and_keeps_values():
+    x = torch.arange(12.0).reshape(3, 4)
+    t = {"a": x.t(), "b": torch.zeros(3).expand(2, 3), "c": x, "n": None}
+    out = T.contiguous(t)
+    assert out["n"] is None and all(out[k].is_contiguous() for k in "abc")
+    assert out["c"] is x  # already contiguous: the same tensor
+    assert all(torch.equal(out[k], t[k]) for k in "abc")
+    check_transforms(lambda a: T.contiguous({"t": a.t()}), torch.randn(3, 2, 4))

@@ -277,10 +277,7 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
             if config.prioritized
             else buffers.init(ex, config.buffer_size)
         )
-        # contiguous: the strides a compiled collect returns (else it compiles twice)
-        collector = tree.map(
-            torch.Tensor.contiguous, collectors.init(stack.env, stack.env_params, k_env)
-        )
+        collector = collectors.init(stack.env, stack.env_params, k_env)  # contiguous leaves
         obs = collector.obs
         first = collectors.Transition(
             obs, torch.zeros(E, dtype=torch.int64), torch.zeros(E), torch.zeros(E, dtype=torch.bool),

@@ -41,7 +41,7 @@ def _contiguous_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
     """
 
     def call(*args: Any) -> Any:
-        return tree.map(lambda x: x.contiguous() if isinstance(x, torch.Tensor) else x, fn(*args))
+        return tree.contiguous(fn(*args))
 
     call.__name__ = getattr(fn, "__name__", "unit")
     return call
