@@ -12,7 +12,8 @@ Rows:
   funrl add (pure)             ``buffers.add``: out-of-place, copies the whole buffer
   funrl add donate=True        ``buffers.add(..., donate=True)``: in-place index_put_
   funrl prioritized donate     ``prioritized_add(donate=True)`` + ``prioritized_sample``
-                               (alpha 0.6, beta 0.4)
+                               (alpha 0.6, beta 0.4) + ``update_priorities(donate=True)``
+                               of the sampled rows (what one PER learning step does)
 Each in eager and compiled (``torch.compile(fullgraph=True)`` of add and of sample, the
 torch ring's too); the ratio is time / time of the torch ring in the same mode.
 """
@@ -113,23 +114,28 @@ def funrl_ring(b: int, compiled: bool, donate: bool) -> Callable[[], object]:
 
 
 def funrl_prioritized(b: int, compiled: bool) -> Callable[[], object]:
-    s = B.prioritized_init(example(), CAP)
-    box = [full(s).replace(priorities=torch.ones_like(s.priorities))]
+    s = full(B.prioritized_init(example(), CAP, alpha=0.6))
+    g = torch.Generator().manual_seed(0)
+    box = [B.update_priorities(s, torch.arange(CAP), torch.rand(CAP, generator=g) + 0.1)]
     x = rows(b)
     key = [R.key(0)]
-    alpha, beta = torch.tensor(0.6), torch.tensor(0.4)
+    beta = torch.tensor(0.4)
     add = lambda s, x: B.prioritized_add(s, x, donate=True)  # noqa: E731
-    sample = lambda s, k: B.prioritized_sample(s, k, SAMPLE, alpha, beta)  # noqa: E731
+    sample = lambda s, k: B.prioritized_sample(s, k, SAMPLE, beta)  # noqa: E731
+    update = lambda s, i, w: B.update_priorities(s, i, w + 0.1, donate=True)  # noqa: E731
     split = R.split
     if compiled:
         add = torch.compile(add, fullgraph=True, dynamic=False)
         sample = torch.compile(sample, fullgraph=True, dynamic=False)
+        update = torch.compile(update, fullgraph=True, dynamic=False)
         split = torch.compile(R.split, fullgraph=True, dynamic=False)
 
     def op() -> object:
         k, key[0] = split(key[0])
         box[0] = add(box[0], x)
-        return sample(box[0], k)
+        out, idx, w = sample(box[0], k)
+        box[0] = update(box[0], idx, w)
+        return out
 
     return op
 
@@ -151,7 +157,7 @@ def main() -> None:
                 ("torch ring (in-place)", base),
                 ("funrl add (pure)", timeit(funrl_ring(b, compiled, False), iters)),
                 ("funrl add donate=True", timeit(funrl_ring(b, compiled, True), iters * 10)),
-                ("funrl prioritized donate", timeit(funrl_prioritized(b, compiled), iters)),
+                ("funrl prioritized donate", timeit(funrl_prioritized(b, compiled), iters * 10)),
             ]
             for name, t in results:
                 print(f"{mode:9} {b:>4} {name:30} {t * 1e6:>10.1f} {1 / t:>9.0f} {t / base:>7.2f}")

@@ -129,7 +129,7 @@ def test_bad_input_raises_and_leaves_state():
         B.init(example(), 0)
     p = B.prioritized_init(example(), 4)
     with pytest.raises(ValueError, match="empty"):
-        B.prioritized_sample(p, R.key(0), 1, 0.6, 0.4)
+        B.prioritized_sample(p, R.key(0), 1, 0.4)
     with pytest.raises(ValueError, match=">= 0"):
         B.prioritized_add(p, rows([1]), torch.tensor([-1.0]))
     with pytest.raises(ValueError, match=r"shape \[2\]"):
@@ -142,13 +142,13 @@ def test_bad_input_raises_and_leaves_state():
 
 @pytest.mark.parametrize("alpha", [0.0, 0.7, 1.0])
 def test_prioritized_sampling_is_proportional(alpha):
-    """Chi-square of 60k draws vs p^alpha over filled slots (cap 13: padded blocks)."""
-    s = B.prioritized_init(example(), 13)
+    """Chi-square of 60k draws vs p^alpha over filled slots (cap 13: a padded tree)."""
+    s = B.prioritized_init(example(), 13, alpha=alpha)
     s = B.prioritized_add(s, rows(list(range(1, 11))), torch.arange(1, 11).float() ** 1.5)
     s = B.update_priorities(s, torch.tensor([0, 4]), torch.tensor([30.0, 0.5]))
     p = s.priorities[:10].double() ** alpha
     expected = 60_000 * p / p.sum()
-    draw = lambda k: B.prioritized_sample(s, k, 10, alpha, 0.5)[1]  # noqa: E731
+    draw = lambda k: B.prioritized_sample(s, k, 10, 0.5)[1]  # noqa: E731
     idx = torch.func.vmap(draw, randomness="error")(R.split(R.key(11), 6_000)).reshape(-1)
     counts = torch.bincount(idx, minlength=13).double()
     assert counts[10:].sum() == 0  # never an unfilled slot
@@ -157,9 +157,9 @@ def test_prioritized_sampling_is_proportional(alpha):
 
 
 def test_zero_priority_never_sampled():
-    s = B.prioritized_add(B.prioritized_init(example(), 8), rows([1, 2, 3]))
+    s = B.prioritized_add(B.prioritized_init(example(), 8, alpha=1.0), rows([1, 2, 3]))
     s = B.update_priorities(s, torch.tensor([1]), torch.tensor([0.0]))
-    draw = lambda k: B.prioritized_sample(s, k, 3, 1.0, 1.0)[1]  # noqa: E731
+    draw = lambda k: B.prioritized_sample(s, k, 3, 1.0)[1]  # noqa: E731
     idx = torch.func.vmap(draw, randomness="error")(R.split(R.key(0), 2_000))
     assert set(idx.reshape(-1).tolist()) == {0, 2}
 
@@ -172,15 +172,96 @@ def test_zero_priority_never_sampled():
 )
 def test_importance_weights_match_numpy(pr, alpha, beta, seed):
     n = len(pr)
-    s = B.prioritized_init(example(), 20)
+    s = B.prioritized_init(example(), 20, alpha=torch.tensor(alpha))
     s = B.prioritized_add(s, rows(list(range(1, n + 1))), torch.tensor(pr))
     assert float(s.max_priority) == pytest.approx(max(1.0, *pr))
-    batch, idx, w = B.prioritized_sample(s, R.key(seed), n, torch.tensor(alpha), torch.tensor(beta))
+    batch, idx, w = B.prioritized_sample(s, R.key(seed), n, torch.tensor(beta))
     pa = np.asarray(pr, np.float64) ** alpha
     prob = pa / pa.sum()
     ref = (n * prob[idx.numpy()]) ** (-beta)
     np.testing.assert_allclose(w.numpy(), ref / ref.max(), rtol=1e-5)
     assert torch.equal(batch["id"], idx + 1)
+
+
+def check_sum_tree(s):
+    """Every internal node is exactly the sum of its children; leaves are p^alpha."""
+    t = s.tree
+    leaves = t.shape[0] // 2
+    internal = torch.arange(1, leaves)
+    assert torch.equal(t[internal], t[2 * internal] + t[2 * internal + 1])
+    p = s.priorities.double()
+    want = torch.where(p > 0, p ** s.alpha.double(), 0.0)
+    torch.testing.assert_close(t[leaves : leaves + p.shape[0]], want, rtol=1e-12, atol=0)
+    assert torch.all(t[leaves + p.shape[0] :] == 0)
+
+
+@given(
+    cap=st.integers(1, 40),
+    ops=st.lists(
+        st.tuples(st.integers(1, 9), st.integers(0, 2**16), st.booleans()), min_size=1, max_size=8
+    ),
+    alpha=st.sampled_from([0.0, 0.5, 1.0]),
+)
+def test_sum_tree_invariant_under_adds_and_updates(cap, ops, alpha):
+    """Adds (masked, wrapping) and updates with duplicate indices keep the tree exact."""
+    s = B.prioritized_init(example(), cap, alpha=alpha)
+    g = torch.Generator().manual_seed(0)
+    for b, seed, masked in ops:
+        b = min(b, cap)
+        pr = torch.rand(b, generator=g) * 5
+        pr[::3] = 0.0
+        mask = (torch.arange(b) % 2 == 0) if masked else None
+        donate = seed % 2 == 0
+        s = B.prioritized_add(s, rows(list(range(b))), pr, mask=mask, donate=donate)
+        check_sum_tree(s)
+        if int(s.size) > 0:
+            idx = torch.randint(0, int(s.size), (b,), generator=g)  # duplicates likely
+            s = B.update_priorities(s, idx, torch.rand(b, generator=g), donate=donate)
+            check_sum_tree(s)
+    assert int(s.size) == min(
+        cap,
+        sum(min(b, cap) for b, _, m in ops if not m)
+        + sum((min(b, cap) + 1) // 2 for b, _, m in ops if m),
+    )
+
+
+def test_prioritized_donate_matches_pure_and_writes_in_place():
+    s = B.prioritized_add(B.prioritized_init(example(), 6), rows([1, 2, 3]))
+    pure = B.update_priorities(s, torch.tensor([0, 2]), torch.tensor([4.0, 0.5]))
+    pure = B.prioritized_add(pure, rows([4, 5]), torch.tensor([2.0, 3.0]))
+    kept = clone(s)
+    d = B.update_priorities(s, torch.tensor([0, 2]), torch.tensor([4.0, 0.5]), donate=True)
+    d = B.prioritized_add(d, rows([4, 5]), torch.tensor([2.0, 3.0]), donate=True)
+    assert tree.all_equal(d, pure) and not tree.all_equal(s, kept)
+    assert d.tree is s.tree and d.priorities is s.priorities
+
+
+def test_sampling_a_large_sparse_tree():
+    """Capacity 100k, three non-zero slots far apart: draws land only on them, in ratio."""
+    s = B.prioritized_init(example(), 100_000, alpha=1.0)
+    s = s.replace(size=torch.tensor(100_000))
+    s = B.update_priorities(s, torch.tensor([7, 50_001, 99_999]), torch.tensor([1.0, 2.0, 5.0]))
+    _, idx, w = B.prioritized_sample(s, R.key(3), 8_000, 1.0)
+    counts = torch.bincount(idx, minlength=100_000)[[7, 50_001, 99_999]].double()
+    assert counts.sum() == 8_000
+    expected = 8_000 * torch.tensor([1.0, 2.0, 5.0]) / 8.0
+    assert float(((counts - expected) ** 2 / expected).sum()) < 18.4  # df 2, p = 1e-4
+    assert torch.allclose(w[idx == 99_999], torch.tensor(1.0 / 5.0))  # (N P)^-1 / max
+
+
+def test_empty_tree_draws_a_placeholder_with_zero_weight():
+    """Under compile (no value checks) an empty tree yields slot 0 and weight 0, not NaN."""
+    s = B.prioritized_init(example(), 5)
+    f = torch.compile(lambda s, k: B.prioritized_sample(s, k, 3, 0.4)[1:], fullgraph=True)
+    idx, w = f(s, R.key(0))
+    assert idx.tolist() == [0, 0, 0] and w.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_bad_alpha_raises():
+    with pytest.raises(ValueError, match="alpha must be >= 0"):
+        B.prioritized_init(example(), 4, alpha=-0.1)
+    with pytest.raises(ValueError, match="0-d"):
+        B.prioritized_init(example(), 4, alpha=torch.ones(2))
 
 
 def test_new_items_get_max_priority():
@@ -321,17 +402,17 @@ def test_battery_replay_nstep_trajectory():
 def test_battery_prioritized():
     n = 2
     ex = example()
-    pstate = tree.stack([B.prioritized_init(ex, 6)] * n)
+    alpha, beta = torch.tensor([0.6, 1.0]), torch.tensor([0.4, 1.0])
+    pstate = tree.stack([B.prioritized_init(ex, 6, alpha=a) for a in alpha])
     batch = tree.stack([rows([1, 2, 3, 4]), rows([5, 6, 7, 8])])
     pr = torch.tensor([[1.0, 2.0, 3.0, 4.0], [4.0, 1.0, 1.0, 0.5]])
     keys = R.split(R.key(9), n)
 
-    def fn(state, batch, pr, key, alpha, beta):
+    def fn(state, batch, pr, key, beta):
         state = B.prioritized_add(state, batch, pr, mask=batch["id"] != 2)
         state = B.prioritized_add(state, batch)
-        out, idx, w = B.prioritized_sample(state, key, 5, alpha, beta)
+        out, idx, w = B.prioritized_sample(state, key, 5, beta)
         state = B.update_priorities(state, idx, w + 0.1)
         return state, out, idx, w
 
-    alpha, beta = torch.tensor([0.6, 1.0]), torch.tensor([0.4, 1.0])
-    check_transforms(fn, pstate, batch, pr, keys, alpha, beta, members=1)
+    check_transforms(fn, pstate, batch, pr, keys, beta, members=1)

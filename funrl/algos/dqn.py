@@ -148,6 +148,7 @@ class HParams(tree.Struct):
         to ``eps_end`` over ``exploration_fraction * total_timesteps`` env steps.
       per_alpha, per_beta, per_eps: prioritized replay exponent, initial IS exponent
         (annealed linearly to 1 over training) and the priority floor ``|td| + per_eps``.
+        ``per_alpha`` is read once by ``init`` (the sum-tree stores ``p^alpha``).
     """
 
     lr: torch.Tensor
@@ -273,7 +274,7 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
         opt_state = optim.set_hparams(opt.init(params), lr=hp.lr, max_norm=hp.max_grad_norm)
         ex = _example(stack.obs_dim)
         buf = (
-            buffers.prioritized_init(ex, config.buffer_size)
+            buffers.prioritized_init(ex, config.buffer_size, alpha=hp.per_alpha)
             if config.prioritized
             else buffers.init(ex, config.buffer_size)
         )
@@ -328,11 +329,8 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
             state.global_step.to(hp.per_beta.dtype) / config.total_timesteps, max=1.0
         )
         beta = hp.per_beta + (1.0 - hp.per_beta) * progress
-        pr = torch.where(learning, buf.priorities, torch.ones_like(buf.priorities))
-        b, idx, w = buffers.prioritized_sample(
-            buf.replace(size=size, priorities=pr), key, config.batch_size, hp.per_alpha, beta
-        )
-        return b, idx, w
+        # An empty sum-tree draws slot 0 with weight 0: a placeholder, discarded likewise.
+        return buffers.prioritized_sample(buf.replace(size=size), key, config.batch_size, beta)
 
     def loss_fn(params: Any, target: Any, b: dict[str, torch.Tensor], w: Any, hp: HParams) -> Any:
         # n-step targets r + discount * v': the per-sample discount scales the target Q
@@ -372,7 +370,7 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
         buf = state.buffer
         if config.prioritized:
             new_p = torch.where(learning, diag["td_error"].abs() + hp.per_eps, buf.priorities[idx])
-            buf = buffers.update_priorities(buf, idx, new_p)
+            buf = buffers.update_priorities(buf, idx, new_p, donate=donate)
         nan = torch.full_like(loss, float("nan"))
         metrics = {
             "loss": torch.where(learning, loss.detach(), nan),
