@@ -37,6 +37,42 @@ def test_struct_is_frozen_pytree_with_replace():
     assert isinstance(back, State) and back.name == "s" and T.all_equal(back, s)
 
 
+@T.struct
+class Checked:
+    x: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 1:
+            raise ValueError("x must be 1-d")
+
+
+def test_replace_checks_names_and_runs_post_init():
+    s = make_state()
+    with pytest.raises(TypeError, match="unknown field 'steps'"):
+        s.replace(steps=torch.tensor(1))
+    assert s.replace(name="t").name == "t" and s.name == "s"  # static fields too
+    c = Checked(torch.zeros(2))
+    with pytest.raises(ValueError, match="1-d"):
+        c.replace(x=torch.zeros(()))
+
+
+def test_replace_adds_no_per_call_guards_under_compile():
+    """replace reads no class attributes while traced: compiled, it re-checks nothing of
+    the class on each call (dataclasses.replace made dozens of Python guards)."""
+    from torch._dynamo.testing import CompileCounter
+
+    cnt = CompileCounter()
+    f = torch.compile(lambda s: s.replace(step=s.step + 1), backend=cnt, fullgraph=True)
+    out = f(make_state())
+    assert int(out.step) == 1 and cnt.frame_count == 1
+    guards = torch._dynamo.eval_frame._debug_get_cache_entry_list(
+        torch._dynamo.eval_frame.innermost_fn(f)
+    )
+    assert guards  # compiled once
+    code = "\n".join(str(e.guard_manager) for e in guards)
+    assert "__dataclass_fields__" not in code and "_field_type" not in code
+
+
 def test_struct_static_field_is_part_of_structure():
     a, b = make_state(), State(torch.ones(3), torch.tensor(0), name="other")
     assert T.structure(a) != T.structure(b)
