@@ -81,6 +81,8 @@ class Config:
         (must divide ``gradient_steps``).  A compiled unit call costs ~100 us of host
         overhead, as much as a small network's gradient step: fusing 4 steps nearly halves
         that (same results), at the price of a ~4x larger graph to compile.
+      collect_steps_per_call: collector steps fused into one call of the ``collect`` unit
+        (must divide ``train_freq``), for the same reason.
     """
 
     env: str = "CartPole-v1"
@@ -101,6 +103,7 @@ class Config:
     loss: str = "huber"
     donate_buffer: bool = True
     learn_steps_per_call: int = 1
+    collect_steps_per_call: int = 1
 
     @property
     def steps_per_update(self) -> int:
@@ -113,7 +116,7 @@ class Config:
     def validate(self) -> None:
         for name in (
             "num_envs", "train_freq", "buffer_size", "batch_size", "target_update_interval",
-            "total_timesteps", "n_step", "learn_steps_per_call",
+            "total_timesteps", "n_step", "learn_steps_per_call", "collect_steps_per_call",
         ):  # fmt: skip
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -132,6 +135,11 @@ class Config:
             raise ValueError(
                 f"Config.learn_steps_per_call ({self.learn_steps_per_call}) must divide "
                 f"gradient_steps ({self.gradient_steps})"
+            )
+        if self.train_freq % self.collect_steps_per_call:
+            raise ValueError(
+                f"Config.collect_steps_per_call ({self.collect_steps_per_call}) must divide "
+                f"train_freq ({self.train_freq})"
             )
         if self.loss not in ("huber", "mse"):
             raise ValueError(f"Config.loss must be 'huber' or 'mse', got {self.loss!r}")
@@ -401,14 +409,24 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
             steps.append(m)
         return state, tree.stack(steps)
 
-    u_collect = units(collect, "collect")
+    def collect_fused(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
+        infos = []
+        for _ in range(config.collect_steps_per_call):
+            state, info = collect(state, hp)
+            infos.append(info)
+        return state, tree.stack(infos)
+
+    def concat(chunks: list[Any]) -> Any:  # [k, ...] per call -> [train_freq, ...]
+        return chunks[0] if len(chunks) == 1 else tree.map(lambda *xs: torch.cat(xs), *chunks)
+
+    u_collect = units(collect_fused, "collect")
     u_learn = units(learn_fused, "learn")
-    u_stack = units(tree.stack, "stack")
+    u_stack = units(concat, "stack")
     u_finish = units(finish, "finish")
 
     def update(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
         infos = []
-        for _ in range(config.train_freq):
+        for _ in range(config.train_freq // config.collect_steps_per_call):
             state, info = u_collect(state, hp)
             infos.append(info)
         learn_metrics = []

@@ -106,24 +106,31 @@ def test_deterministic_given_key():
     assert not tree.all_equal(a.params, c.params)
 
 
-def test_fused_learning_steps_equal_one_at_a_time():
-    """learn_steps_per_call=3 runs the same steps in fewer unit calls: identical results."""
-    base = dict(PROBE, gradient_steps=6, learning_starts=16)
+def test_fused_steps_equal_one_at_a_time():
+    """learn_steps_per_call=3 and collect_steps_per_call=2 run the same steps in fewer
+    unit calls: identical results and metrics."""
+    base = dict(PROBE, gradient_steps=6, learning_starts=16, train_freq=4)
     hp = dqn.HParams.create()
     _, a, ma = train(dqn.Config(env="CartPole-v1", double_q=True, **base), hp, updates=5)
-    cfg = dqn.Config(env="CartPole-v1", double_q=True, learn_steps_per_call=3, **base)
-    _, b, mb = train(cfg, hp, updates=5)
-    assert tree.all_equal(a.params, b.params) and tree.all_equal(a.opt_state, b.opt_state)
-    torch.testing.assert_close(ma["loss"], mb["loss"])
+    for fused in (dict(learn_steps_per_call=3), dict(collect_steps_per_call=2)):
+        cfg = dqn.Config(env="CartPole-v1", double_q=True, **fused, **base)
+        _, b, mb = train(cfg, hp, updates=5)
+        assert tree.all_equal(a, b)
+        assert ma.keys() == mb.keys()
+        for k in ma:
+            torch.testing.assert_close(ma[k], mb[k], equal_nan=True)
     with pytest.raises(ValueError, match="learn_steps_per_call"):
         dqn.Config(gradient_steps=6, learn_steps_per_call=4).validate()
+    with pytest.raises(ValueError, match="collect_steps_per_call"):
+        dqn.Config(train_freq=4, collect_steps_per_call=3).validate()
 
 
 def test_population_of_two_matches_members():
     """units.population(): 2 members (different lr) vmapped agree with each trained alone."""
     cfg = dqn.Config(
         env="CartPole-v1", prioritized=True, n_step=2, learn_steps_per_call=2,
-        **{**PROBE, "learning_starts": 16, "gradient_steps": 2},
+        collect_steps_per_call=2, **{**PROBE, "learning_starts": 16, "gradient_steps": 2,
+        "train_freq": 4},
     )  # fmt: skip
     algo = dqn.make(cfg)
     hps = [dqn.HParams.create(lr=1e-3), dqn.HParams.create(lr=3e-3)]
