@@ -143,7 +143,7 @@ def _make_replace(dc: type, names: tuple[str, ...]) -> Callable[..., Any]:
         for n in changes:
             if n not in known:
                 raise TypeError(f"{dc.__name__}.replace() got an unknown field {n!r}")
-        obj = object.__new__(dc)
+        obj: Any = object.__new__(dc)
         for n in names:
             object.__setattr__(obj, n, changes[n] if n in changes else getattr(self, n))
         if post_init is not None:
