@@ -18,6 +18,12 @@ Measured on 1 thread: random-action CartPole, 4096 envs, one compiled step
 (benchmarks/bench_compile_options.py) compiles in 25.5 s instead of 23.0 s and runs as
 fast (17-18 ms).
 
+Finally, inductor writes the code that calls a compiled graph's kernels in C++
+(``cpp_wrapper``) instead of Python.  funrl's units are many small kernels and matmuls
+whose Python wrapper allocated and stride-checked every buffer (~50 us per DQN gradient
+step); in C++ the fused DQN bench config runs 38.9k -> 54.8k env-steps/s and PPO's
+CartPole update 96k -> 104k, at about the same compile time (benchmarks/RESULTS.md).
+
 Use it wherever you would call ``torch.compile`` on code that draws from ``funrl.random``::
 
     >>> import funrl
@@ -41,6 +47,7 @@ __all__ = ["INDUCTOR_OPTIONS", "compile"]
 INDUCTOR_OPTIONS: dict[str, Any] = {
     "realize_opcount_threshold": 30,
     "cpp.enable_tiling_heuristics": False,
+    "cpp_wrapper": True,
 }
 
 _ids = itertools.count()
@@ -76,6 +83,7 @@ def compile(
     fullgraph: bool = True,
     dynamic: bool = False,
     options: dict[str, Any] | None = None,
+    graph_pass: Callable[[torch.fx.GraphModule], None] | None = None,
 ) -> Callable[..., Any]:
     """``torch.compile(fn)`` with static shapes, no graph breaks and :data:`INDUCTOR_OPTIONS`.
 
@@ -85,10 +93,17 @@ def compile(
         functions never need one).
       dynamic: compile for dynamic shapes (funrl's shapes are static per config).
       options: extra inductor options; they override :data:`INDUCTOR_OPTIONS`.
+      graph_pass: edits each dynamo graph in place before inductor compiles it (e.g.
+        :mod:`funrl.algos.units` makes non-contiguous outputs contiguous).
     """
-    return torch.compile(
-        _own_code(fn),
-        fullgraph=fullgraph,
-        dynamic=dynamic,
-        options={**INDUCTOR_OPTIONS, **(options or {})},
-    )
+    opts = {**INDUCTOR_OPTIONS, **(options or {})}
+    if graph_pass is None:
+        return torch.compile(_own_code(fn), fullgraph=fullgraph, dynamic=dynamic, options=opts)
+
+    def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
+        from torch._inductor.compile_fx import compile_fx
+
+        graph_pass(gm)
+        return compile_fx(gm, example_inputs, config_patches=opts)  # type: ignore[return-value]
+
+    return torch.compile(_own_code(fn), fullgraph=fullgraph, dynamic=dynamic, backend=backend)

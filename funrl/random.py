@@ -23,6 +23,13 @@ a key's first 8 words) are unrolled into one hash per counter over the key batch
 shape, which keeps compiled, vmapped code contiguous and vectorised.  Keys and outputs
 are unchanged: int64 words in ``[0, 2**32)``, the same numbers as Random123.
 
+Compile time: while ``torch.compile`` traces, each hash is one dispatcher op,
+``funrl::threefry2x32_i32`` (registered on import), so dynamo records one node per hash
+instead of ~130 and skips interpreting the rounds; AOTAutograd decomposes the op back
+into the same int32 ops (``CompositeImplicitAutograd``; ``vmap`` decomposes it too), so
+inductor's code and the numbers are unchanged.  ``torch.export`` and eager code never
+see the op: exported programs hold only aten ops.
+
 Example::
 
     >>> import funrl.random as R
@@ -85,10 +92,10 @@ def _to_u32(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.int64) & _MASK
 
 
-def _threefry_i32(
+def _threefry_rounds(
     k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Threefry-2x32-20 on int32 words (any broadcastable shapes).
+    """Threefry-2x32-20 on int32 words (any broadcastable shapes), in plain tensor ops.
 
     Addition wraps modulo ``2**32`` (two's complement; no masking needed), so each round
     is 6 int32 ops that vectorise twice as wide as int64 ones.
@@ -105,6 +112,51 @@ def _threefry_i32(
         x0 = x0 + ks[s % 3]
         x1 = x1 + (ks[(s + 1) % 3] + s)
     return x0, x1
+
+
+def _threefry_op_impl(
+    k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return tuple(_threefry_rounds(k0, k1, x0, x1))  # type: ignore[return-value]
+
+
+def _define_threefry_op() -> torch.library.Library | None:
+    """Register ``funrl::threefry2x32_i32`` once (a re-import reuses the registered op).
+
+    ``CompositeImplicitAutograd``: wherever the op is not traced as a whole it runs
+    :func:`_threefry_rounds` (autograd, fake tensors, AOTAutograd's decomposition before
+    inductor); ``FuncTorchBatchedDecomposition``: under ``vmap`` it decomposes the same way
+    (instead of functorch's per-example fallback).  The returned library keeps the
+    registration alive; ``None`` when an earlier import registered it.
+    """
+    if hasattr(torch.ops.funrl, _OP_NAME):
+        return None
+    lib = torch.library.Library("funrl", "FRAGMENT")
+    lib.define(f"{_OP_NAME}(Tensor k0, Tensor k1, Tensor x0, Tensor x1) -> (Tensor, Tensor)")
+    for dispatch_key in ("CompositeImplicitAutograd", "FuncTorchBatchedDecomposition"):
+        lib.impl(_OP_NAME, _threefry_op_impl, dispatch_key)
+    return lib
+
+
+_OP_NAME = "threefry2x32_i32"
+_LIBRARY = globals().get("_LIBRARY") or _define_threefry_op()
+_threefry_op = getattr(torch.ops.funrl, _OP_NAME).default
+
+
+def _threefry_i32(
+    k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Threefry-2x32-20 on int32 words: :func:`_threefry_rounds`, one op under compile.
+
+    While ``torch.compile`` traces (and not ``torch.export``, whose programs must hold
+    only aten ops), the hash is the single dispatcher op ``funrl::threefry2x32_i32``:
+    dynamo records one node instead of ~130 and skips interpreting the rounds' bytecode;
+    AOTAutograd decomposes it back into the same int32 ops, so inductor compiles the
+    same graph and the numbers are bit-identical.  Eagerly the ops run directly.
+    """
+    if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+        return _threefry_op(k0, k1, x0, x1)  # type: ignore[no-any-return]
+    return _threefry_rounds(k0, k1, x0, x1)
 
 
 def threefry2x32(

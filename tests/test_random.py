@@ -364,3 +364,86 @@ def test_compiled_vmapped_small_blocks_are_bit_exact(n):
     got = funrl.compile(torch.func.vmap(f))(keys)
     assert all(torch.equal(a, b) for a, b in zip(got, expected))
     assert torch.equal(expected[0][5], R.split(keys[5], 3))  # vmap == alone
+
+
+# ---- Threefry as one dispatcher op under torch.compile ----------------------------------
+
+
+def _dynamo_graphs(fn, *args):
+    """Compile ``fn`` with a backend that records dynamo's graphs and runs them as traced."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    torch._dynamo.reset()
+    out = torch.compile(fn, backend=backend, fullgraph=True)(*args)
+    return out, graphs
+
+
+def _op_calls(gm):
+    op = torch.ops.funrl.threefry2x32_i32.default
+    return sum(n.op == "call_function" and n.target == op for n in gm.graph.nodes)
+
+
+def test_compiled_hashes_are_one_op_each():
+    def f(k):
+        return R.split(k, 3), R.fold_in(k, 5), R.normal(k, (6,)), R.bits(k, (100,))
+
+    k = R.key(9)
+    out, graphs = _dynamo_graphs(f, k)
+    assert len(graphs) == 1
+    # split: 3 unrolled counters; fold_in: 1; normal: 3 unrolled; bits(100): one broadcast hash
+    assert _op_calls(graphs[0]) == 3 + 1 + 3 + 1
+    # ~130 int ops per hash would otherwise be traced: 8 hashes stay far below one's worth
+    assert len(graphs[0].graph.nodes) < 130
+    assert all(torch.equal(a, b) for a, b in zip(out, f(k)))
+
+
+@pytest.mark.parametrize("randomness", ["error", "different"])
+def test_compiled_op_under_vmap_and_grad_matches_eager(randomness):
+    def sample(k):
+        return R.split(k, 2), R.bits(k, (9,))
+
+    keys = R.split(R.key(4), 3)
+    v = torch.func.vmap(sample, randomness=randomness)
+    out, graphs = _dynamo_graphs(v, keys)
+    assert _op_calls(graphs[0]) >= 2  # the op runs batched (FuncTorchBatchedDecomposition)
+    assert all(torch.equal(a, b) for a, b in zip(out, v(keys)))
+
+    def loss(w, k):  # noise from a key inside a differentiated, vmapped function
+        return (w * R.normal(k, (4,))).sum()
+
+    g = torch.func.vmap(torch.func.grad(loss), in_dims=(None, 0), randomness=randomness)
+    w = torch.ones(4)
+    out, graphs = _dynamo_graphs(g, w, keys)
+    assert _op_calls(graphs[0]) >= 1
+    assert torch.equal(out, torch.stack([R.normal(k, (4,)) for k in keys]))
+
+
+def test_compiled_op_decomposes_bit_exactly_through_aot_autograd():
+    keys = R.split(R.key(12), 5)
+
+    def f(k):
+        return R.split(k, 3), R.bits(k, (7,)), R.fold_in(k, torch.arange(5))
+
+    got = torch.compile(f, backend="aot_eager", fullgraph=True)(keys)
+    assert all(torch.equal(a, b) for a, b in zip(got, f(keys)))
+
+
+def test_export_traces_plain_aten_ops():
+    # exported programs must load without funrl: the op stays out of them
+    class Sampler(torch.nn.Module):
+        def forward(self, k):
+            return R.split(k, 3), R.bits(k, (5,))
+
+    k = R.key(6)
+    ep = torch.export.export(Sampler(), (k,))
+    assert "funrl" not in str(ep.graph)
+    assert all(torch.equal(a, b) for a, b in zip(ep.module()(k), Sampler()(k)))
+
+
+def test_op_is_registered_once():
+    assert R._define_threefry_op() is None  # already registered by the import
+    assert R._threefry_op is torch.ops.funrl.threefry2x32_i32.default

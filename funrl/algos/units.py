@@ -12,6 +12,15 @@ unit with the transform given here, so the same code runs:
 The whole ``update`` stays a pure function either way, so ``torch.func.vmap(update)`` and
 ``torch.compile(update)`` also work directly (the latter unrolls every loop: slow to
 compile, see docs/contracts.md).
+
+Compiled units and strides: a compiled unit's outputs come back as its next call's inputs
+and dynamo guards on input strides, so a strided output (a key sliced from ``split``, a
+vmapped stride-0 counter) would compile the unit a second time.  Compiled units therefore
+return contiguous tensors.  Tracing ``tree.contiguous`` over the outputs (a state of ~65
+leaves) would cost dynamo a pytree pass per unit, most of whose leaves already are
+contiguous; instead a graph pass between dynamo and inductor makes exactly the graph
+outputs that are not contiguous contiguous (an extra copy inside the compiled code, only
+where needed).  The numbers are the same either way; only strides change.
 """
 
 from __future__ import annotations
@@ -21,8 +30,7 @@ from typing import Any
 
 import torch
 
-from funrl import tree
-from funrl.compiling import compile as _compile
+from funrl.compiling import compile as funrl_compile
 
 __all__ = ["UnitTransform", "compiled", "eager", "population"]
 
@@ -32,19 +40,34 @@ UnitTransform = Callable[[Callable[..., Any], str], Callable[..., Any]]
 _DATA_ONLY = frozenset({"stack"})
 
 
-def _contiguous_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` whose tensor outputs are contiguous (a no-op for those that already are).
+def _contiguous_graph_outputs(gm: torch.fx.GraphModule) -> None:
+    """Make every non-contiguous tensor output of a dynamo graph contiguous, in place.
 
-    A compiled unit's outputs come back as its next call's inputs, and dynamo guards on
-    strides: an output that is a strided view (a key sliced from ``split``, a vmapped
-    stride-0 counter) would compile the unit a second time.
+    Strides come from dynamo's fake example values (``node.meta["example_value"]``), the
+    layouts inductor's outputs keep.
     """
+    out = gm.graph.output_node()
+    changed = False
 
-    def call(*args: Any) -> Any:
-        return tree.contiguous(fn(*args))
+    def fix(node: torch.fx.Node) -> torch.fx.Node:
+        nonlocal changed
+        val = node.meta.get("example_value")
+        if not isinstance(val, torch.Tensor) or val.is_contiguous():
+            return node
+        with gm.graph.inserting_before(out):
+            new = gm.graph.call_method("contiguous", (node,))
+        new.meta["example_value"] = val.contiguous()
+        changed = True
+        return new
 
-    call.__name__ = getattr(fn, "__name__", "unit")
-    return call
+    out.args = tuple(torch.fx.node.map_arg(a, fix) for a in out.args)
+    if changed:
+        gm.recompile()
+
+
+def _compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`funrl.compile` whose compiled graphs return contiguous tensors."""
+    return funrl_compile(fn, graph_pass=_contiguous_graph_outputs)
 
 
 def eager(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
@@ -53,19 +76,25 @@ def eager(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
 
 
 def compiled(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
-    """Compile the unit with :func:`funrl.compile` (static shapes, no graph breaks)."""
+    """Compile the unit with :func:`funrl.compile` (static shapes, no graph breaks).
+
+    Its tensor outputs are contiguous, so feeding them back never compiles it again.
+    """
     if name in _DATA_ONLY:
         return fn
-    return _compile(_contiguous_outputs(fn))
+    return _compile(fn)
 
 
 def population(compile: bool = False, chunk_size: int | None = None) -> UnitTransform:
-    """Vmap every unit over a leading member dim of all its arguments (then compile)."""
+    """Vmap every unit over a leading member dim of all its arguments (then compile).
+
+    Compiled, a unit returns contiguous tensors, as with :func:`compiled`.
+    """
 
     def transform(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         v = torch.func.vmap(fn, randomness="error", chunk_size=chunk_size)
         if compile and name not in _DATA_ONLY:
-            return _compile(_contiguous_outputs(v))
+            return _compile(v)
         return v
 
     return transform
