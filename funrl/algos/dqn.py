@@ -38,6 +38,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -57,6 +58,21 @@ from funrl.collectors import CollectorState
 from funrl.envs.spaces import Discrete
 
 __all__ = ["Config", "HParams", "TrainState", "epsilon", "make", "q_network"]
+
+
+def _repeated(step: Callable[..., Any], n: int) -> Callable[..., Any]:
+    """``step(state, hp) -> (state, out)`` run ``n`` times in one function (one unit call
+    when compiled); the ``n`` outputs are stacked on a new leading dim."""
+
+    def run(state: Any, hp: Any) -> tuple[Any, Any]:
+        outs = []
+        for _ in range(n):
+            state, out = step(state, hp)
+            outs.append(out)
+        return state, tree.stack(outs)
+
+    run.__name__ = f"{step.__name__}_x{n}"
+    return run
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,25 +418,11 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
         m["epsilon"] = infos["epsilon"][-1]
         return state, m
 
-    def learn_fused(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
-        steps = []
-        for _ in range(config.learn_steps_per_call):
-            state, m = learn(state, hp)
-            steps.append(m)
-        return state, tree.stack(steps)
-
-    def collect_fused(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
-        infos = []
-        for _ in range(config.collect_steps_per_call):
-            state, info = collect(state, hp)
-            infos.append(info)
-        return state, tree.stack(infos)
-
     def concat(chunks: list[Any]) -> Any:  # [k, ...] per call -> [train_freq, ...]
         return chunks[0] if len(chunks) == 1 else tree.map(lambda *xs: torch.cat(xs), *chunks)
 
-    u_collect = units(collect_fused, "collect")
-    u_learn = units(learn_fused, "learn")
+    u_collect = units(_repeated(collect, config.collect_steps_per_call), "collect")
+    u_learn = units(_repeated(learn, config.learn_steps_per_call), "learn")
     u_stack = units(concat, "stack")
     u_finish = units(finish, "finish")
 
