@@ -31,3 +31,21 @@ def test_options_and_wrapped_function():
 
     compiled = funrl.compile(g, options={"realize_opcount_threshold": 8})
     assert compiled(torch.zeros(1)).tolist() == [1.0]
+
+
+def test_graph_pass_edits_the_graph_inductor_compiles():
+    """graph_pass sees each dynamo graph before inductor; its edits change the result."""
+    seen = []
+
+    def negate_outputs(gm: torch.fx.GraphModule) -> None:
+        seen.append(len(list(gm.graph.nodes)))
+        out = gm.graph.output_node()
+        with gm.graph.inserting_before(out):
+            neg = gm.graph.call_function(torch.neg, (out.args[0][0],))
+        out.args = ((neg,),)
+        gm.recompile()
+
+    f = funrl.compile(lambda x: x * 2.0, graph_pass=negate_outputs)
+    assert f(torch.ones(3)).tolist() == [-2.0] * 3
+    assert f(torch.ones(3)).tolist() == [-2.0] * 3 and len(seen) == 1  # compiled once
+    assert INDUCTOR_OPTIONS["cpp_wrapper"] is True  # kernel calls from C++, not Python
