@@ -422,8 +422,7 @@ def update_priorities(
     if not isinstance(indices, torch.Tensor) or indices.dtype != _I64 or indices.ndim != 1:
         raise TypeError("indices must be a 1-d int64 tensor (from prioritized_sample)")
     p = _check_priorities(priorities, int(indices.shape[0]))
-    inplace = donate and _use_inplace(state.priorities)
-    pr = (state.priorities.index_put_ if inplace else state.priorities.index_put)((indices,), p)
+    pr = _put(state.priorities, indices, p, None, donate)
     t = _set_leaves(state, indices, pr[indices], donate)
     return state.replace(
         priorities=pr, tree=t, max_priority=torch.maximum(state.max_priority, p.max())
