@@ -20,7 +20,7 @@ fast (17-18 ms).
 
 Finally, inductor writes the code that calls a compiled graph's kernels in C++
 (``cpp_wrapper``) instead of Python.  funrl's units are many small kernels and matmuls
-whose Python wrapper allocated and stride-checked every buffer (~50 us per DQN gradient
+whose Python wrapper allocated and stride-checked every buffer (~31 us per DQN gradient
 step); in C++ the fused DQN bench config runs 39.0k -> 55.8k env-steps/s and a 16 x 64
 PPO CartPole update 59.3k -> 66.4k, at about the same compile time
 (benchmarks/bench_compile_options.py, see benchmarks/RESULTS.md).

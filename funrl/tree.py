@@ -133,7 +133,7 @@ def _make_replace(dc: type, names: tuple[str, ...]) -> Callable[..., Any]:
 
     ``dataclasses.replace`` looks every field up in the class's ``__dataclass_fields__``
     on each call; under ``torch.compile`` that became dozens of Python guards re-checked on
-    every call of a compiled unit (~10-30 us each time for a training state).  Same
+    every call of a compiled unit.  Same
     semantics: unknown names raise ``TypeError`` and ``__post_init__`` still runs.
     """
     known = frozenset(names)
