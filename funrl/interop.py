@@ -38,12 +38,21 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from tensordict import TensorDict
 
 from funrl.collectors import Transition
+
+if TYPE_CHECKING:
+    from tensordict import TensorDict
+
+
+def _tensordict_cls() -> Any:
+    """``tensordict.TensorDict``, imported on first use (``import funrl`` stays light)."""
+    from tensordict import TensorDict
+
+    return TensorDict
 
 __all__ = ["batch_from_tensordict", "batch_to_tensordict", "from_tensordict", "to_tensordict"]
 
@@ -111,7 +120,7 @@ def to_tensordict(traj: Transition, *, time_first: bool = False) -> TensorDict:
     for k, v in traj.info.items():
         data[("next", "info", k)] = move(v)
     shape = traj.reward.shape if time_first else move(traj.reward).shape
-    return TensorDict(data, batch_size=shape)
+    return _tensordict_cls()(data, batch_size=shape)
 
 
 def _get(td: TensorDict, key: Any, where: str) -> torch.Tensor:
@@ -133,7 +142,7 @@ def from_tensordict(td: TensorDict, *, time_first: bool = False) -> Transition:
     Root keys other than ``observation``/``action``/``next`` become ``extras``; entries
     under ``("next", "info")`` become ``info``.
     """
-    if not isinstance(td, TensorDict):
+    if not isinstance(td, _tensordict_cls()):
         raise TypeError(f"from_tensordict: td must be a TensorDict, got {type(td).__name__}")
     nb = td.batch_dims
     if nb < 2:
@@ -200,12 +209,12 @@ def batch_to_tensordict(batch: Mapping[str, torch.Tensor]) -> TensorDict:
         if "truncated" in batch:
             done = done | batch["truncated"].to(torch.bool)
         data[("next", "done")] = done.unsqueeze(-1)
-    return TensorDict(data, batch_size=b)
+    return _tensordict_cls()(data, batch_size=b)
 
 
 def batch_from_tensordict(td: TensorDict) -> dict[str, torch.Tensor]:
     """The inverse of :func:`batch_to_tensordict` (``("next", "done")`` is dropped)."""
-    if not isinstance(td, TensorDict) or td.batch_dims != 1:
+    if not isinstance(td, _tensordict_cls()) or td.batch_dims != 1:
         raise TypeError("batch_from_tensordict: td must be a TensorDict with batch_size [B]")
     out: dict[str, torch.Tensor] = {}
     keys = td.keys(include_nested=True, leaves_only=True)
