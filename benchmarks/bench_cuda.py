@@ -1,0 +1,266 @@
+"""funrl on a CUDA device: correctness checks, then env, PPO and population throughput.
+
+    python benchmarks/bench_cuda.py [--stages check envs ppo population] [--seconds 2]
+
+Each stage runs in its own subprocess (a hang or crash in one does not lose the others)
+and prints one JSON object per measurement.  Everything is built under
+``torch.device(DEVICE)`` (the default device), so every tensor a ``make``/``init`` creates
+lives on the GPU; timings synchronise the device before reading the clock.
+
+* ``check``: per algorithm, 3 eager updates on CPU and on CUDA from the same key (max
+  parameter difference), then 2 compiled updates on CUDA; a 4-member vmapped population.
+* ``envs``: random-action CartPole, one compiled step of N envs (as bench_envs.py).
+* ``ppo``: PPO CartPole with compiled units: steady env-steps/s, compile time, eval return.
+* ``population``: compiled vmapped PPO populations (bench_population.py's config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
+from typing import Any
+
+SMALL = {
+    "ppo": dict(num_envs=8, num_steps=16),
+    "a2c": dict(num_envs=8, num_steps=5),
+    "dqn": dict(num_envs=4, learning_starts=32, batch_size=32, buffer_size=1000),
+    "sac": dict(learning_starts=8, batch_size=32, buffer_size=1000, hidden=(64, 64)),
+    "td3": dict(learning_starts=8, batch_size=32, buffer_size=1000, hidden=(64, 64)),
+    "ddpg": dict(learning_starts=8, batch_size=32, buffer_size=1000, hidden=(64, 64)),
+}
+
+
+DEVICE = "cuda"
+
+
+def emit(**row: Any) -> None:
+    print(json.dumps(row), flush=True)
+
+
+def sync() -> None:
+    import torch
+
+    if DEVICE.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _run_updates(algo: Any, hp: Any, key: Any, n: int) -> Any:
+    state = algo.init(key, hp)
+    for _ in range(n):
+        state, _ = algo.update(state, hp)
+    return state
+
+
+def stage_check() -> None:
+    import importlib
+
+    import torch
+
+    import funrl
+    from funrl import population as pop
+    from funrl import tree
+    from funrl.algos import units
+
+    R = funrl.random
+    for name, kw in SMALL.items():
+        mod = importlib.import_module(f"funrl.algos.{name}")
+        try:
+            algo = mod.make(mod.Config(**kw))
+            cpu = _run_updates(algo, mod.HParams.create(), R.key(0), 3)
+            with torch.device(DEVICE):
+                algo_c = mod.make(mod.Config(**kw))
+                hp_c = mod.HParams.create()
+                gpu = _run_updates(algo_c, hp_c, R.key(0), 3)
+            devs = sorted({str(x.device) for x in tree.leaves(gpu.params)})
+            diff = max(
+                float((a - b.cpu()).abs().max())
+                for a, b in zip(tree.leaves(cpu.params), tree.leaves(gpu.params), strict=True)
+            )
+            emit(stage="check", algo=name, what="eager cpu vs cuda", max_diff=diff, devices=devs)
+        except Exception as e:  # report and go on
+            emit(stage="check", algo=name, what="eager", error=repr(e)[:400])
+            traceback.print_exc()
+            continue
+        try:
+            with torch.device(DEVICE):
+                calgo = algo_c.with_units(units.compiled)
+                state = tree.contiguous(calgo.init(R.key(0), hp_c))
+                t0 = time.perf_counter()
+                state, _ = calgo.update(state, hp_c)
+                sync()
+                first = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                state, m = calgo.update(state, hp_c)
+                sync()
+                second = time.perf_counter() - t0
+            emit(
+                stage="check",
+                algo=name,
+                what="compiled cuda",
+                first_update_s=first,
+                second_update_s=second,
+                finite=all(
+                    bool(torch.isfinite(v).all()) for v in m.values() if v.is_floating_point()
+                ),
+            )
+        except Exception as e:
+            emit(stage="check", algo=name, what="compiled", error=repr(e)[:400])
+            traceback.print_exc()
+    # key-device contract without a default device (does the device follow the key?)
+    from funrl.algos import ppo
+
+    try:
+        algo = ppo.make(ppo.Config(num_envs=8, num_steps=16))
+        hp = ppo.HParams.create()
+        st = _run_updates(algo, tree.map(lambda x: x.to(DEVICE), hp), R.key(0, device=DEVICE), 1)
+        emit(
+            stage="check",
+            what="ppo key on cuda only",
+            devices=sorted({str(x.device) for x in tree.leaves(st)}),
+        )
+    except Exception as e:
+        emit(stage="check", what="ppo key on cuda only", error=repr(e)[:400])
+    try:
+        with torch.device(DEVICE):
+            algo = ppo.make(ppo.Config(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 3))
+            hps = pop.hparams(ppo.HParams, 4, lr=torch.logspace(-3.5, -2.5, 4))
+            res = pop.train(algo, pop.member_keys(R.key(0), 4), hps, compile=True, progress=False)
+        emit(stage="check", what="population 4 compiled cuda", eval=res.eval_returns.tolist())
+    except Exception as e:
+        emit(stage="check", what="population compiled cuda", error=repr(e)[:400])
+        traceback.print_exc()
+
+
+def stage_envs(seconds: float) -> None:
+    import torch
+    from torch.func import vmap
+
+    import funrl
+    import funrl.random as R
+    from funrl.envs.classic_control import CartPole
+
+    with torch.device(DEVICE):
+        env = CartPole()
+        params = env.default_params()
+        for n in (4096, 65536, 1 << 20):
+
+            def step(key: torch.Tensor, state: Any, n: int = n) -> Any:
+                key, k_act, k_step = R.split(key, 3)
+                actions = R.randint(k_act, 0, 2, (n,))
+                obs, state, reward, te, tr, _ = vmap(env.step, in_dims=(0, 0, 0, None))(
+                    R.split(k_step, n), state, actions, params
+                )
+                return key.contiguous(), state, obs, reward, te, tr
+
+            _, s = vmap(env.reset, in_dims=(0, None))(R.split(R.key(1), n), params)
+            k = R.key(0)
+            cstep = funrl.compile(step)
+            t0 = time.perf_counter()
+            k, s, *_ = cstep(k, s)
+            k, s, *_ = cstep(k, s)
+            sync()
+            compile_s = time.perf_counter() - t0
+            steps, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                for _ in range(20):
+                    k, s, *_ = cstep(k, s)
+                steps += 20 * n
+                sync()
+            rate = steps / (time.perf_counter() - t0)
+            emit(stage="envs", envs=n, steps_per_s=rate, compile_s=compile_s)
+
+
+def stage_ppo(updates: int) -> None:
+    import torch
+
+    import funrl
+    from funrl.algos import ppo
+
+    for envs, steps in ((64, 16), (2048, 32)):
+        with torch.device(DEVICE):
+            cfg = ppo.Config(num_envs=envs, num_steps=steps, total_timesteps=envs * steps * updates)
+            algo = ppo.make(cfg)
+            t0 = time.perf_counter()
+            res = funrl.train(
+                algo, funrl.random.key(0), ppo.HParams.create(), progress=False, eval_episodes=10
+            )
+            sync()
+            wall = time.perf_counter() - t0
+        times = [h["update_s"] for h in res.history]
+        emit(
+            stage="ppo",
+            envs=envs,
+            steps=steps,
+            updates=len(times),
+            steady_env_steps_per_s=cfg.batch_size * (len(times) - 1) / sum(times[1:]),
+            first_update_s=times[0],
+            wall_s=wall,
+            eval_return=res.eval_return,
+        )
+
+
+def stage_population(updates: int) -> None:
+    import torch
+
+    import funrl
+    from funrl import population as pop
+    from funrl.algos import ppo
+
+    for members in (32, 512):
+        with torch.device(DEVICE):
+            algo = ppo.make(ppo.Config(num_envs=64, num_steps=16, total_timesteps=1024 * updates))
+            hps = pop.hparams(ppo.HParams, members, lr=torch.logspace(-3.5, -2.5, members))
+            keys = pop.member_keys(funrl.random.key(0), members)
+            t0 = time.perf_counter()
+            res = pop.train(algo, keys, hps, compile=True, progress=False, eval_episodes=10)
+            sync()
+            wall = time.perf_counter() - t0
+        times = [h["update_s"] for h in res.history if h["member"] == 0]
+        emit(
+            stage="population",
+            members=members,
+            steady_env_steps_per_s=members * 1024 * (len(times) - 1) / sum(times[1:]),
+            first_update_s=times[0],
+            wall_s=wall,
+            median_eval=float(res.eval_returns.median()),
+        )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--stages", nargs="+", default=["check", "envs", "ppo", "population"])
+    ap.add_argument("--stage", help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--updates", type=int, default=30)
+    ap.add_argument("--device", default="cuda", help="cpu: dry-run the script here")
+    ap.add_argument("--stage-timeout", type=float, default=240.0)
+    args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    if args.stage:
+        import torch
+
+        name = torch.cuda.get_device_name() if DEVICE.startswith("cuda") else "cpu"
+        emit(stage="device", name=name, torch=torch.__version__)
+        {
+            "check": stage_check,
+            "envs": lambda: stage_envs(args.seconds),
+            "ppo": lambda: stage_ppo(args.updates),
+            "population": lambda: stage_population(args.updates),
+        }[args.stage]()
+        return
+    for stage in args.stages:
+        cmd = [sys.executable, __file__, "--stage", stage, "--seconds", str(args.seconds)]
+        cmd += ["--updates", str(args.updates), "--device", args.device]
+        try:
+            subprocess.run(cmd, timeout=args.stage_timeout, check=False)
+        except subprocess.TimeoutExpired:
+            emit(stage=stage, error=f"timed out after {args.stage_timeout} s")
+
+
+if __name__ == "__main__":
+    main()
