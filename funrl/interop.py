@@ -54,6 +54,7 @@ def _tensordict_cls() -> Any:
 
     return TensorDict
 
+
 __all__ = ["batch_from_tensordict", "batch_to_tensordict", "from_tensordict", "to_tensordict"]
 
 _FLAGS = ("terminated", "truncated")
