@@ -477,7 +477,7 @@ def resumed(algo: Any, state: Any) -> Any:
     def init(key: Any = None, hparams: Any = None) -> Any:
         return state
 
-    return algo._replace(init=init, with_units=lambda u: resumed(algo.with_units(u), state))
+    return algo._replace(init=init, remake=lambda **parts: resumed(algo.remake(**parts), state))
 
 
 _CKPT_RE = re.compile(r"^update_(\d+)\.pt$")

@@ -521,9 +521,7 @@ def train_population(
     hps_s = shard(hps)
     palgo = algo.with_units(population_units(compile=compile, chunk_size=chunk_size))
     if states_full is None:
-        states = torch.func.vmap(palgo.init, randomness="error", chunk_size=chunk_size)(
-            keys[lo:hi], hps_s
-        )
+        states = palgo.init(keys[lo:hi], hps_s)
         recent = torch.full((hi - lo,), float("nan"))
     else:
         states, recent = shard(states_full), recent_full[lo:hi]  # type: ignore[index]

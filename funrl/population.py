@@ -327,13 +327,7 @@ def train(
     if total < 1:
         raise ValueError(f"num_updates must be >= 1, got {total}")
     palgo = algo.with_units(population_units(compile=compile, chunk_size=chunk_size))
-    states = torch.func.vmap(palgo.init, randomness="error", chunk_size=chunk_size)(keys, hps)
-    if compile:
-        # vmap returns leaves that ignore the key (zero biases, counters) as stride-0
-        # expansions; compiled units return them contiguous, so without this every unit
-        # would be compiled a second time on the second update.  (Not eagerly: there the
-        # layouts pick the kernels, and members stay bit-identical to training alone.)
-        states = tree.contiguous(states)
+    states = palgo.init(keys, hps)  # vmapped; contiguous when compiled (units.population)
     writer = MetricsWriter(out_dir) if out_dir is not None else None
     history: list[dict[str, Any]] = []
     recent = torch.full((size,), float("nan"))

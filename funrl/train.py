@@ -243,11 +243,7 @@ def train(
     writer = MetricsWriter(out_dir) if out_dir is not None else None
     bar = _Progress(total * algo.steps_per_update, progress, f"{algo.name} {algo.config.env}")
     evaluate_fn = make_evaluate(algo, eval_episodes, compile=compile)
-    state = algo.init(k_init, hparams)
-    if compile:
-        # Compiled units return contiguous tensors; start from contiguous ones too (e.g.
-        # orthogonal init gives transposed weights), or each unit compiles a second time.
-        state = tree.contiguous(state)
+    state = algo.init(k_init, hparams)  # contiguous when compiled (funrl.algos.units)
     result = TrainResult(state)
     t_start = time.perf_counter()
     recent_return = math.nan

@@ -178,7 +178,7 @@ def test_population_resume_is_bit_for_bit(tmp_path):
     algo = _tiny().with_units(units.population())
     hps = pop.hparams(ppo.HParams, 2, lr=[1e-3, 3e-3])
     keys = pop.member_keys(funrl.random.key(2), 2)
-    init = torch.func.vmap(algo.init, randomness="error")
+    init = algo.init  # vmapped by the population transform
     straight = _run(algo, init(keys, hps), hps, 2)
     half = _run(algo, init(keys, hps), hps, 1)
     C.save(tmp_path / "p.pt", half, algo=algo, hparams=hps)

@@ -28,6 +28,7 @@ __all__ = [
     "hparams_from_kwargs",
     "make_env_stack",
     "normalize_obs_for_act",
+    "remaker",
 ]
 
 
@@ -45,8 +46,12 @@ class Algo(NamedTuple):
       env_stack: the training env and its evaluation counterpart.
       hparams_cls: the HParams class (``create(**overrides)``, ``check()``).
       steps_per_update: env steps one ``update`` takes (over all envs).
-      with_units: ``with_units(transform) -> Algo``: the same algorithm with its compute
-        units transformed (``funrl.algos.units``: compiled, population).
+      networks: the algorithm's networks (its ``Networks`` record of ``funrl.nn.Model``):
+        read Q-values or logits with ``algo.networks.<name>.apply(state.params[...], obs)``.
+      optimizer: the optimizer ``update`` steps with (a ``GradientTransformation``, or a
+        dict of them, one per network).
+      remake: ``remake(**parts) -> Algo``: the same algorithm with some of the parts that
+        its ``make`` takes replaced (e.g. ``units=``, ``optimizer=``); the others stay.
     """
 
     name: str
@@ -58,7 +63,29 @@ class Algo(NamedTuple):
     env_stack: EnvStack
     hparams_cls: Any
     steps_per_update: int
-    with_units: Callable[[Any], Algo]
+    networks: Any
+    optimizer: Any
+    remake: Callable[..., Algo]
+
+    def with_units(self, transform: Any) -> Algo:
+        """The same algorithm with its compute units transformed (``funrl.algos.units``:
+        ``compiled``, ``population(...)``), ``init`` included."""
+        return self.remake(units=transform)
+
+
+def remaker(make: Callable[..., Algo], config: Any, parts: dict[str, Any]) -> Callable[..., Algo]:
+    """``Algo.remake``: ``make(config, **parts)`` with some ``parts`` replaced.
+
+    Raises ``TypeError`` naming an unknown part and listing the known ones.
+    """
+
+    def remake(**changes: Any) -> Algo:
+        unknown = sorted(set(changes) - set(parts))
+        if unknown:
+            raise TypeError(f"remake: unknown part(s) {unknown}; parts are {sorted(parts)}")
+        return make(config, **{**parts, **changes})
+
+    return remake
 
 
 @dataclasses.dataclass(frozen=True)

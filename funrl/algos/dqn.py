@@ -52,6 +52,7 @@ from funrl.algos.common import (
     episode_metrics,
     hparams_from_kwargs,
     make_env_stack,
+    remaker,
 )
 from funrl.algos.units import UnitTransform, eager
 from funrl.collectors import CollectorState
@@ -457,12 +458,14 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
     return Algo(
         name=name,
         config=config,
-        init=init,
+        init=units(init, "init"),
         update=update,
         act=act,
         act_params=act_params,
         env_stack=stack,
         hparams_cls=HParams,
         steps_per_update=config.steps_per_update,
-        with_units=lambda u: make(config, units=u, name=name),
+        networks=qnet,
+        optimizer=opt,
+        remake=remaker(make, config, {"units": units, "name": name}),
     )

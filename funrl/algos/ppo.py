@@ -42,6 +42,7 @@ from funrl.algos.common import (
     hparams_from_kwargs,
     make_env_stack,
     normalize_obs_for_act,
+    remaker,
 )
 from funrl.algos.units import UnitTransform, eager
 from funrl.collectors import CollectorState, Transition
@@ -328,6 +329,9 @@ def make(
       ``act(act_params, obs, key, deterministic)`` and ``act_params(state)``.
     """
     config.validate()
+    parts = dict(
+        units=units, advantage_fn=advantage_fn, loss_fn=loss_fn, optimizer=optimizer, name=name
+    )
     advantage_fn = advantage_fn or gae_advantages
     loss_fn = loss_fn or ppo_loss
     stack = make_env_stack(
@@ -453,14 +457,14 @@ def make(
     return Algo(
         name=name,
         config=config,
-        init=init,
+        init=units(init, "init"),
         update=update,
         act=act,
         act_params=act_params,
         env_stack=stack,
         hparams_cls=HParams,
         steps_per_update=config.batch_size,
-        with_units=lambda u: make(
-            config, units=u, advantage_fn=advantage_fn, loss_fn=loss_fn, optimizer=opt, name=name
-        ),
+        networks=nets,
+        optimizer=opt,
+        remake=remaker(make, config, parts),
     )

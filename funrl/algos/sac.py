@@ -57,6 +57,7 @@ from funrl.algos.common import (
     episode_metrics,
     hparams_from_kwargs,
     make_env_stack,
+    remaker,
 )
 from funrl.algos.units import UnitTransform, eager
 from funrl.collectors import CollectorState
@@ -669,12 +670,14 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "sac") -> 
     return Algo(
         name=name,
         config=config,
-        init=init,
+        init=units(init, "init"),
         update=update,
         act=act,
         act_params=act_params,
         env_stack=stack,
         hparams_cls=hp_cls,
         steps_per_update=config.steps_per_update,
-        with_units=lambda u: make(config, units=u, name=name),
+        networks=nets,
+        optimizer=opt,
+        remake=remaker(make, config, {"units": units, "name": name}),
     )

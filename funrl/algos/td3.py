@@ -44,7 +44,13 @@ import torch
 from funrl import buffers, collectors, losses, optim, tree
 from funrl import nn as fnn
 from funrl import random as R
-from funrl.algos.common import Algo, check_hparams_fields, hparams_from_kwargs, make_env_stack
+from funrl.algos.common import (
+    Algo,
+    check_hparams_fields,
+    hparams_from_kwargs,
+    make_env_stack,
+    remaker,
+)
 from funrl.algos.sac import (
     check_action_space,
     check_hparams_if_concrete,
@@ -370,14 +376,20 @@ def make_deterministic(
     return Algo(
         name=name,
         config=config,
-        init=init,
+        init=units(init, "init"),
         update=update,
         act=act,
         act_params=act_params,
         env_stack=stack,
         hparams_cls=hparams_cls,
         steps_per_update=config.steps_per_update,
-        with_units=lambda u: make_deterministic(
-            config, units=u, name=name, twin=twin, smoothing=smoothing, hparams_cls=hparams_cls
+        networks=(actor, critic),
+        optimizer=opt,
+        remake=remaker(
+            lambda c, **parts: make_deterministic(
+                c, **parts, twin=twin, smoothing=smoothing, hparams_cls=hparams_cls
+            ),
+            config,
+            {"units": units, "name": name},
         ),
     )

@@ -30,6 +30,7 @@ from typing import Any
 
 import torch
 
+from funrl import tree
 from funrl.compiling import compile as funrl_compile
 
 __all__ = ["UnitTransform", "compiled", "eager", "population"]
@@ -70,6 +71,15 @@ def _compile(fn: Callable[..., Any]) -> Callable[..., Any]:
     return funrl_compile(fn, graph_pass=_contiguous_graph_outputs)
 
 
+def _contiguous_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` whose tensor outputs are contiguous (``init``: run once, never compiled)."""
+
+    def run(*args: Any) -> Any:
+        return tree.contiguous(fn(*args))
+
+    return run
+
+
 def eager(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Run the unit as it is."""
     return fn
@@ -78,23 +88,31 @@ def eager(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
 def compiled(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """Compile the unit with :func:`funrl.compile` (static shapes, no graph breaks).
 
-    Its tensor outputs are contiguous, so feeding them back never compiles it again.
+    Its tensor outputs are contiguous, so feeding them back never compiles it again;
+    ``init`` is not compiled (it runs once) but returns contiguous state for the same reason.
     """
+    if name == "init":
+        return _contiguous_outputs(fn)
     if name in _DATA_ONLY:
         return fn
     return _compile(fn)
 
 
 def population(compile: bool = False, chunk_size: int | None = None) -> UnitTransform:
-    """Vmap every unit over a leading member dim of all its arguments (then compile).
+    """Vmap every unit, ``init`` included, over a leading member dim of all its arguments
+    (then compile).
 
-    Compiled, a unit returns contiguous tensors, as with :func:`compiled`.
+    ``init(keys [P, 2], hparams with [P] leaves)`` returns the population's state.
+    Compiled, a unit returns contiguous tensors, as with :func:`compiled`, and ``init``
+    returns contiguous state (vmap gives stride-0 leaves where a value ignores the key).
+    Eagerly, layouts are left as vmap makes them: they pick the kernels, and members stay
+    bit-identical to training alone.
     """
 
     def transform(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         v = torch.func.vmap(fn, randomness="error", chunk_size=chunk_size)
-        if compile and name not in _DATA_ONLY:
-            return _compile(v)
-        return v
+        if not compile or name in _DATA_ONLY:
+            return v
+        return _contiguous_outputs(v) if name == "init" else _compile(v)
 
     return transform
