@@ -232,7 +232,10 @@ class TrainState(tree.Struct):
 
 
 def soft_update(target: Any, online: Any, tau: torch.Tensor | float) -> Any:
-    """Polyak averaging ``target + tau * (online - target)`` leaf by leaf.
+    """Polyak averaging ``tau * online + (1 - tau) * target`` leaf by leaf.
+
+    The form of optax's ``incremental_update`` and SB3's ``polyak_update``; ``tau = 1``
+    copies ``online`` exactly (a hard target update).
 
     Args:
       target, online: pytrees of float tensors with the same structure.
@@ -244,7 +247,7 @@ def soft_update(target: Any, online: Any, tau: torch.Tensor | float) -> Any:
         >>> soft_update({"w": torch.zeros(2)}, {"w": torch.ones(2)}, 0.25)["w"].tolist()
         [0.25, 0.25]
     """
-    return tree.map(lambda t, o: t + tau * (o - t), target, online)
+    return tree.map(lambda t, o: tau * o + (1 - tau) * t, target, online)
 
 
 def contiguous(x: Any) -> Any:
