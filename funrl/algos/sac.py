@@ -213,7 +213,7 @@ class TrainState(tree.Struct):
       buffer: the replay buffer (``obs``, ``action``, ``reward``, ``next_obs``, ``terminated``).
       collector: env state, current obs and the collector's key.
       global_step: env steps taken over all envs (0-d int64).
-      grad_step: gradient-step slots run, masked ones included (0-d int64).
+      grad_step: gradient steps taken (masked ones, before learning starts, not counted).
       key: the learner's key.
     """
 
@@ -640,7 +640,7 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "sac") -> 
             params=params,
             target_params=target_params,
             opt_state=opt_state,
-            grad_step=state.grad_step + 1,
+            grad_step=state.grad_step + learning.to(torch.int64),
             key=k_state,
         )
         return state, mask_metrics(metrics, learning)

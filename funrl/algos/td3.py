@@ -170,8 +170,8 @@ class TrainState(tree.Struct):
       params, target_params: ``actor`` and ``critic`` (TD3: twin critics, leading dim 2).
       opt_state: ``actor``, ``critic``.
       buffer, collector, env_params, global_step, key: as :class:`funrl.algos.sac.TrainState`.
-      grad_step: critic steps run (masked ones included); the actor steps when
-        ``grad_step % policy_delay == 0``.
+      grad_step: critic steps taken (masked ones, before learning starts, not counted);
+        the actor steps when ``grad_step % policy_delay == 0`` before the critic step.
     """
 
     params: dict[str, Any]
@@ -340,7 +340,7 @@ def make_deterministic(
             params=params,
             target_params=target_params,
             opt_state=opt_state,
-            grad_step=state.grad_step + 1,
+            grad_step=state.grad_step + learning.to(torch.int64),
             key=k_state,
         )
         return state, mask_metrics(metrics, learning)

@@ -104,7 +104,7 @@ def test_update_counters_buffer_and_metrics():
     state = algo.init(funrl.random.key(0), hp)
     before = state.params
     state, m = algo.update(state, hp)  # 8 env steps < learning_starts: nothing learned
-    assert int(state.global_step) == 8 and int(state.grad_step) == 3
+    assert int(state.global_step) == 8 and int(state.grad_step) == 0  # none taken yet
     assert int(state.buffer.size) == 8
     assert tree.all_equal(state.params, before) and tree.all_equal(
         state.target_params["critic"], before["critic"]
@@ -113,6 +113,7 @@ def test_update_counters_buffer_and_metrics():
     for _ in range(2):
         state, m = algo.update(state, hp)
     assert int(state.buffer.size) == 20  # capacity reached: the ring wraps
+    assert int(state.grad_step) == 6  # 3 per update once 16 >= learning_starts steps are taken
     for k in (
         "critic_loss",
         "actor_loss",
