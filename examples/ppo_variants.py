@@ -17,20 +17,20 @@ import torch
 import funrl
 from funrl import distributions as D
 from funrl import losses, returns, tree
-from funrl.algos import ppo
-from funrl.nn import categorical_policy
+from funrl.algos import hparam, ppo
 
 # ---- 1. TD(lambda) value targets -----------------------------------------------------
 
 
 def td_lambda_advantages(
-    traj: Any, v_tp1: torch.Tensor, hp: Any
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(G^lambda - V, G^lambda)``: the lambda-return as the value target."""
+    nets: Any, config: Any, params: Any, traj: Any, hp: Any
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """``(G^lambda - V, G^lambda, {})``: the lambda-return as the value target."""
+    v_tp1 = nets.critic.apply(params["critic"], traj.next_obs)
     target = returns.lambda_returns(
         traj.reward, v_tp1, traj.terminated, traj.truncated, hp.gamma, hp.gae_lambda
     )
-    return target - traj.extras["value"], target
+    return target - traj.extras["value"], target, {}
 
 
 # ---- 2. A2C as PPO: with one gradient step per rollout the ratio is exactly 1, so the
@@ -54,26 +54,11 @@ def a2c_as_ppo(env: str, **sizes: Any) -> Any:
 
 
 @tree.struct
-class KLHParams:
+class KLHParams(ppo.HParams):
     """PPO's HParams plus ``beta`` (the KL coefficient) and ``target_kl``."""
 
-    lr: torch.Tensor
-    gamma: torch.Tensor
-    gae_lambda: torch.Tensor
-    clip_eps: torch.Tensor
-    vf_coef: torch.Tensor
-    ent_coef: torch.Tensor
-    max_grad_norm: torch.Tensor
-    beta: torch.Tensor
-    target_kl: torch.Tensor
-
-    @classmethod
-    def create(cls, beta: float = 1.0, target_kl: float = 0.01, **kw: Any) -> KLHParams:
-        base = ppo.HParams.create(**kw)
-        return cls(**vars(base), beta=torch.tensor(beta), target_kl=torch.tensor(target_kl))
-
-    def check(self) -> None:
-        ppo.HParams(**{k: getattr(self, k) for k in vars(ppo.HParams.create())}).check()
+    beta: torch.Tensor = hparam(1.0, low=0.0)
+    target_kl: torch.Tensor = hparam(0.01, low=0.0, low_open=True)
 
 
 def kl_penalty_loss(nets: Any, config: Any, params: Any, mb: dict, hp: KLHParams) -> Any:
@@ -98,9 +83,8 @@ def policy_kl(actor: Any, before: Any, after: Any, obs: torch.Tensor) -> torch.T
 
 
 def train_kl(config: ppo.Config, updates: int, seed: int) -> tuple[float, list[float]]:
-    algo = ppo.make(config, loss_fn=kl_penalty_loss, name="ppo-kl")
-    # PPO's actor architecture (``apply`` needs only the shapes) to read the policy's logits
-    actor = categorical_policy(algo.env_stack.obs_dim, 2, config.hidden, config.activation)
+    algo = ppo.make(config, loss_fn=kl_penalty_loss, hparams_cls=KLHParams, name="ppo-kl")
+    actor = algo.networks.actor  # the algorithm exposes its networks
     hp = KLHParams.create()
     state = algo.init(funrl.random.key(seed), hp)
     betas = []

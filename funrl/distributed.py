@@ -792,8 +792,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     config, hp_over = _parse_sets(mod, args.set, args.env)
     seed = R.key(args.seed)
     if args.mode == "dataparallel":
-        base = optim.chain(optim.clip_by_global_norm(0.5), optim.adam(2.5e-4, eps=1e-5))
-        algo = mod.make(config, optimizer=allreduce_grads(base))
+        own = mod.make(config)
+        algo = own.remake(optimizer=allreduce_grads(own.optimizer))
         res = train_data_parallel(
             algo,
             seed,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import torch
+import torch._C._functorch as _functorch
 import torch.utils._pytree as _pt
 from typing_extensions import dataclass_transform
 
@@ -40,6 +41,8 @@ __all__ = [
     "full_like",
     "global_norm",
     "index",
+    "is_concrete",
+    "is_row_major",
     "leaves",
     "map",
     "num_elements",
@@ -218,14 +221,53 @@ def _expand_to(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return mask.reshape(mask.shape + (1,) * (x.ndim - mask.ndim))
 
 
-def contiguous(tree: PyTree) -> PyTree:
-    """Every tensor leaf made contiguous (the same tensor where it already is).
+def is_concrete(x: torch.Tensor) -> bool:
+    """True when ``x``'s values can be read: eager, not traced by ``torch.compile``, not a
+    ``vmap``-batched tensor.  Eager checks of values (ranges, sizes) run only then.
 
-    Compiled functions guard on input strides: carry state between calls in the layout a
-    compiled graph returns (contiguous), or the second call compiles again.  Non-tensor
-    leaves pass through.
+    >>> import torch
+    >>> seen = []
+    >>> _ = torch.func.vmap(lambda x: seen.append(is_concrete(x)) or x)(torch.zeros(2))
+    >>> is_concrete(torch.zeros(2)), seen
+    (True, [False])
     """
-    return _pt.tree_map(lambda x: x.contiguous() if isinstance(x, torch.Tensor) else x, tree)
+    if torch.compiler.is_compiling():
+        return False
+    while _functorch.is_functorch_wrapped_tensor(x):
+        if _functorch.is_batchedtensor(x):
+            return False
+        x = _functorch.get_unwrapped(x)
+    return True
+
+
+def is_row_major(x: torch.Tensor) -> bool:
+    """True when ``x``'s strides are the row-major ones of its shape, size-1 dims included.
+
+    Stricter than ``Tensor.is_contiguous`` (which ignores the strides of size-1 dims):
+    compiled functions guard on exact input strides.
+    """
+    expected, step = [], 1
+    for n in reversed(x.shape):
+        expected.append(step)
+        step *= max(int(n), 1)
+    return tuple(x.stride()) == tuple(reversed(expected))
+
+
+def contiguous(tree: PyTree) -> PyTree:
+    """Every tensor leaf in row-major layout (:func:`is_row_major`; the same tensor where
+    it already is, else a row-major copy).  Non-tensor leaves pass through.
+
+    Compiled functions guard on input strides, and funrl's compiled units return
+    row-major outputs (``funrl.algos.units``): state carried between calls in this layout
+    never compiles a unit a second time.
+    """
+
+    def fix(x: Any) -> Any:
+        if not isinstance(x, torch.Tensor) or is_row_major(x):
+            return x
+        return x.clone(memory_format=torch.contiguous_format)
+
+    return _pt.tree_map(fix, tree)
 
 
 def where(mask: torch.Tensor, a: PyTree, b: PyTree) -> PyTree:

@@ -396,7 +396,7 @@ def _worker(out: Path) -> None:
             exchange=mode,
         )
     key, hp = R.key(7), ppo.HParams.create()
-    dalgo = ppo.make(TINY, optimizer=_dp_opt())
+    dalgo = ppo.make(TINY, optimizer=_dp_opt(), optimizer_hparams=ppo.OPTIMIZER_HPARAMS)
     dres = D.train_data_parallel(dalgo, key, hp, num_updates=3, progress=False, eval_episodes=2)
     res["dp"] = {
         "params": dres.state.params,

@@ -186,3 +186,10 @@ def test_contiguous_fixes_strides_and_keeps_values():
     assert out["c"] is x  # already contiguous: the same tensor
     assert all(torch.equal(out[k], t[k]) for k in "abc")
     check_transforms(lambda a: T.contiguous({"t": a.t()}), torch.randn(3, 2, 4))
+
+
+def test_contiguous_gives_row_major_strides_size_one_dims_included():
+    t = torch.zeros(4, 1, 3).transpose(0, 2)
+    e = torch.zeros(()).expand(5)
+    out = T.contiguous({"t": t, "e": e, "n": None})
+    assert out["t"].stride() == (4, 4, 1) and out["e"].stride() == (1,) and out["n"] is None

@@ -18,17 +18,18 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from funrl import distributions as D
 from funrl import losses, optim, tree
-from funrl.algos import ppo
-from funrl.algos.common import Algo, check_hparams_fields, hparams_from_kwargs
+from funrl.algos import common, ppo
+from funrl.algos.common import Algo, OptimizerHParams, hparam
 from funrl.algos.units import UnitTransform, eager
 
-__all__ = ["Config", "HParams", "a2c_loss", "make"]
+__all__ = ["OPTIMIZER_HPARAMS", "Config", "HParams", "a2c_loss", "make"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,48 +49,34 @@ class Config(ppo.Config):
 
 
 @tree.struct
-class HParams:
-    """Sweepable A2C hyperparameters (0-d float tensors).
+class HParams(common.HParams):
+    """Sweepable A2C hyperparameters (0-d float tensors); defaults are SB3's A2C.
 
     Attributes:
-      lr: RMSprop learning rate; alpha, eps: RMSprop smoothing and epsilon.
+      lr: RMSprop learning rate; alpha, eps: RMSprop smoothing and epsilon (all three set
+        the default optimizer, see :data:`OPTIMIZER_HPARAMS`).
       gamma: discount; gae_lambda: 1.0 gives n-step returns (A2C), < 1 GAE.
       vf_coef, ent_coef: weights of the value loss and the entropy bonus.
       max_grad_norm: global gradient-norm clip.
     """
 
-    lr: torch.Tensor
-    alpha: torch.Tensor
-    eps: torch.Tensor
-    gamma: torch.Tensor
-    gae_lambda: torch.Tensor
-    vf_coef: torch.Tensor
-    ent_coef: torch.Tensor
-    max_grad_norm: torch.Tensor
+    lr: torch.Tensor = hparam(7e-4, low=0.0, low_open=True)
+    alpha: torch.Tensor = hparam(0.99, low=0.0, high=1.0, high_open=True)
+    eps: torch.Tensor = hparam(1e-5, low=0.0, low_open=True)
+    gamma: torch.Tensor = hparam(0.99, low=0.0, high=1.0)
+    gae_lambda: torch.Tensor = hparam(1.0, low=0.0, high=1.0)
+    vf_coef: torch.Tensor = hparam(0.5, low=0.0)
+    ent_coef: torch.Tensor = hparam(0.0, low=0.0)
+    max_grad_norm: torch.Tensor = hparam(0.5, low=0.0, low_open=True)
 
-    @classmethod
-    def create(cls, **overrides: Any) -> HParams:
-        """SB3's A2C defaults with ``overrides`` applied."""
-        defaults = dict(
-            lr=7e-4,
-            alpha=0.99,
-            eps=1e-5,
-            gamma=0.99,
-            gae_lambda=1.0,
-            vf_coef=0.5,
-            ent_coef=0.0,
-            max_grad_norm=0.5,
-        )
-        return hparams_from_kwargs(cls, defaults, overrides)
 
-    def check(self) -> None:
-        check_hparams_fields(
-            self,
-            positive=("lr", "eps", "max_grad_norm"),
-            unit=("gamma", "gae_lambda"),
-            open_unit=("alpha",),
-            nonnegative=("vf_coef", "ent_coef"),
-        )
+#: The default optimizer's hyperparameters set from HParams (optimizer name -> field).
+OPTIMIZER_HPARAMS: OptimizerHParams = {
+    "lr": "lr",
+    "alpha": "alpha",
+    "eps": "eps",
+    "max_norm": "max_grad_norm",
+}
 
 
 def a2c_loss(
@@ -121,7 +108,33 @@ def a2c_loss(
     return total, metrics
 
 
-def make(config: Config, *, units: UnitTransform = eager) -> Algo:
-    """A2C's pure functions: :func:`funrl.algos.ppo.make` with A2C's loss and RMSprop."""
-    opt = optim.chain(optim.clip_by_global_norm(0.5), optim.rmsprop(7e-4, alpha=0.99, eps=1e-5))
-    return ppo.make(config, units=units, loss_fn=a2c_loss, optimizer=opt, name="a2c")
+def make(
+    config: Config,
+    *,
+    networks: ppo.Networks | None = None,
+    advantage_fn: Callable[..., Any] | None = None,
+    loss_fn: Callable[..., Any] | None = None,
+    optimizer: optim.GradientTransformation | None = None,
+    optimizer_hparams: OptimizerHParams | None = None,
+    hparams_cls: type = HParams,
+    units: UnitTransform = eager,
+    name: str = "a2c",
+) -> Algo:
+    """A2C's pure functions: :func:`funrl.algos.ppo.make` with :func:`a2c_loss`, RMSprop
+    and A2C's :class:`HParams` (every argument as in ``ppo.make``)."""
+    if optimizer is None:
+        optimizer = optim.chain(
+            optim.clip_by_global_norm(0.5), optim.rmsprop(7e-4, alpha=0.99, eps=1e-5)
+        )
+        optimizer_hparams = OPTIMIZER_HPARAMS if optimizer_hparams is None else optimizer_hparams
+    return ppo.make(
+        config,
+        networks=networks,
+        advantage_fn=advantage_fn,
+        loss_fn=loss_fn or a2c_loss,
+        optimizer=optimizer,
+        optimizer_hparams=optimizer_hparams,
+        hparams_cls=hparams_cls,
+        units=units,
+        name=name,
+    )

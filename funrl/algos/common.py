@@ -1,13 +1,15 @@
-"""Pieces every algorithm shares: the ``Algo`` record, env stacks, hparams, metrics."""
+"""Pieces every algorithm shares: the ``Algo`` record, env stacks, HParams, optimizer
+tables, make-time checks of parts, metrics."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
 import torch
 
+from funrl import optim, tree
 from funrl.envs.base import Environment
 from funrl.envs.registry import make as make_env
 from funrl.envs.spaces import Box, Discrete
@@ -23,12 +25,22 @@ from funrl.envs.wrappers import (
 __all__ = [
     "Algo",
     "EnvStack",
-    "check_hparams_fields",
+    "HParams",
+    "OptimizerHParams",
+    "check_hparams_cls",
+    "check_hparams_if_concrete",
+    "check_part",
     "episode_metrics",
-    "hparams_from_kwargs",
+    "expect_loss",
+    "expect_shape",
+    "hparam",
     "make_env_stack",
     "normalize_obs_for_act",
+    "optimizer_step",
     "remaker",
+    "resolve_optimizer",
+    "resolve_optimizers",
+    "set_optimizer_hparams",
 ]
 
 
@@ -181,58 +193,261 @@ def episode_metrics(info: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     }
 
 
-def hparams_from_kwargs(cls: Any, defaults: dict[str, float], overrides: dict[str, Any]) -> Any:
-    """``cls`` built from ``defaults`` updated by ``overrides``, every value a float32 tensor.
+# --------------------------------------------------------------------------- hparams
 
-    Raises ``ValueError`` naming unknown fields and listing the valid ones.
+
+def hparam(
+    default: float,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """An :class:`HParams` field: its default and its allowed range (checked by ``check``).
+
+    ``low``/``high`` bound the value (``None``: unbounded), inclusive unless
+    ``low_open``/``high_open``.  Every value must also be finite.
+
+    Example::
+
+        >>> import torch
+        >>> from funrl import tree
+        >>> @tree.struct
+        ... class MyHParams(HParams):
+        ...     lr: torch.Tensor = hparam(3e-4, low=0.0, low_open=True)
+        ...     gamma: torch.Tensor = hparam(0.99, low=0.0, high=1.0)
+        >>> hp = MyHParams.create(gamma=0.9)
+        >>> float(hp.lr), float(hp.gamma)
+        (0.0003000000142492354, 0.8999999761581421)
     """
-    unknown = sorted(set(overrides) - set(defaults))
+    bounds = (low, high, low_open, high_open)
+    return dataclasses.field(default=default, metadata={_RANGE: bounds})
+
+
+_RANGE = "funrl_hparam_range"
+
+
+def _as_hparam(cls: Any, name: str, v: Any) -> torch.Tensor:
+    if isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)):
+        raise TypeError(f"{cls.__name__}.{name} must be a number or tensor, got {type(v).__name__}")
+    t = torch.as_tensor(v)
+    return t if t.dtype.is_floating_point else t.to(torch.float32)
+
+
+class HParams(tree.Struct):
+    """Base of every algorithm's sweepable hyperparameters: 0-d float tensors (a population
+    adds a leading member dim), declared as ``@tree.struct`` fields with :func:`hparam`.
+
+    ``create(**overrides)`` fills in the declared defaults; ``check()`` enforces each field's
+    declared range.  Extend an algorithm's HParams by subclassing it and adding fields with
+    :func:`hparam` defaults (decorate the subclass with ``@tree.struct`` too): ``create``
+    and ``check`` cover the new fields without being rewritten.
+    """
+
+    def __post_init__(self) -> None:  # numbers given to the constructor become tensors
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if not isinstance(v, torch.Tensor):
+                object.__setattr__(self, f.name, _as_hparam(type(self), f.name, v))
+
+    @classmethod
+    def create(cls, **overrides: Any) -> Any:
+        """The declared defaults with ``overrides`` applied; each value a float tensor.
+
+        Raises ``ValueError`` naming unknown fields (and listing the valid ones), and
+        ``TypeError`` for a value that is not a number or tensor.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise ValueError(
+                f"{cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(names)}"
+            )
+        missing = [
+            f.name
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+            if f.name not in overrides and f.default is dataclasses.MISSING
+        ]
+        if missing:
+            raise ValueError(f"{cls.__name__}: no default for field(s) {missing}; pass them")
+        values = {
+            f.name: overrides.get(f.name, f.default)
+            for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+        }
+        return cls(**{n: _as_hparam(cls, n, v) for n, v in values.items()})
+
+    def check(self) -> None:
+        """Eager range checks (any leading population dims): ``ValueError`` names the field,
+        the bad values and the allowed range; ``TypeError`` a field that is not a float tensor.
+        """
+        name = type(self).__name__
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            v = getattr(self, f.name)
+            if not isinstance(v, torch.Tensor) or not v.dtype.is_floating_point:
+                raise TypeError(f"{name}.{f.name} must be a float tensor, got {type(v).__name__}")
+            low, high, low_open, high_open = f.metadata.get(_RANGE, (None, None, False, False))
+            finite = torch.isfinite(v)
+            ok = finite.clone()
+            if low is not None:
+                ok &= v > low if low_open else v >= low
+            if high is not None:
+                ok &= v < high if high_open else v <= high
+            if not bool(ok.all()):
+                bad = v[~ok].tolist() if v.ndim else v.item()
+                allowed = _describe(f) if bool(finite.all()) else "finite"
+                raise ValueError(f"{name}.{f.name} must be {allowed}, got {bad}")
+
+
+def _describe(f: dataclasses.Field[Any]) -> str:
+    low, high, low_open, high_open = f.metadata.get(_RANGE, (None, None, False, False))
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return "finite"
+
+
+def check_hparams_if_concrete(hp: Any) -> None:
+    """``hp.check()`` when its values can be read (eager, not vmapped, not traced)."""
+    if tree.is_concrete(tree.leaves(hp)[0]):
+        hp.check()
+
+
+def check_hparams_cls(where: str, hparams_cls: Any, base: type, needed: Iterable[str]) -> None:
+    """``TypeError``/``ValueError`` unless ``hparams_cls`` is an HParams struct with the fields
+    the algorithm's parts read (``needed``)."""
+    if not (isinstance(hparams_cls, type) and dataclasses.is_dataclass(hparams_cls)):
+        raise TypeError(
+            f"{where}: hparams_cls must be an @tree.struct HParams class, got {hparams_cls!r}"
+        )
+    have = {f.name for f in dataclasses.fields(hparams_cls)}
+    missing = sorted(set(needed) - have)
+    if missing:
+        raise ValueError(
+            f"{where}: hparams_cls {hparams_cls.__name__} lacks field(s) {missing} that the "
+            f"algorithm reads; subclass {base.__module__}.{base.__name__} to add fields"
+        )
+
+
+# --------------------------------------------------------------------------- optimizers
+
+#: ``{optimizer hyperparameter: HParams field}``: which HParams field sets each named
+#: hyperparameter of an optimizer's state (``funrl.optim.set_hparams``).
+OptimizerHParams = Mapping[str, str]
+
+
+def resolve_optimizer(
+    where: str,
+    optimizer: Any,
+    table: OptimizerHParams | None,
+    default: Callable[[], Any],
+    default_table: OptimizerHParams,
+) -> tuple[Any, dict[str, str]]:
+    """The optimizer and its HParams table for ``make``.
+
+    No ``optimizer``: ``default()`` with ``default_table`` (or ``table``).  A user's
+    ``optimizer`` is used with its own values: only what ``table`` names (default none) is
+    set from HParams.  ``ValueError`` when the table names a hyperparameter the optimizer
+    does not have.
+    """
+    if optimizer is None:
+        opt, tbl = default(), dict(default_table if table is None else table)
+    else:
+        if not isinstance(optimizer, optim.GradientTransformation):
+            raise TypeError(
+                f"{where}: optimizer must be a funrl.optim.GradientTransformation, "
+                f"got {type(optimizer).__name__}"
+            )
+        opt, tbl = optimizer, dict(table or {})
+    have = optim.hparams(opt.init({"w": torch.zeros(1)}))
+    unknown = sorted(set(tbl) - set(have))
     if unknown:
         raise ValueError(
-            f"{cls.__name__}: unknown field(s) {unknown}; valid fields: {sorted(defaults)}"
+            f"{where}: optimizer_hparams maps {unknown}, but the optimizer's hyperparameters "
+            f"are {sorted(have)}"
         )
-    values = {**defaults, **overrides}
-    out = {}
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float, torch.Tensor)):
-            raise TypeError(
-                f"{cls.__name__}.{name} must be a number or tensor, got {type(v).__name__}"
-            )
-        t = torch.as_tensor(v)
-        out[name] = t.to(torch.float32) if not t.dtype.is_floating_point else t
-    return cls(**out)
+    return opt, tbl
 
 
-def check_hparams_fields(
-    hp: Any,
-    *,
-    positive: Iterable[str] = (),
-    unit: Iterable[str] = (),
-    nonnegative: Iterable[str] = (),
-    open_unit: Iterable[str] = (),
-) -> None:
-    """Eager checks of HParams values (any leading population dims).
+def resolve_optimizers(
+    where: str,
+    optimizer: Any,
+    tables: Mapping[str, OptimizerHParams] | None,
+    default: Callable[[], Any],
+    default_tables: Mapping[str, OptimizerHParams],
+) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """:func:`resolve_optimizer` per network (the keys of ``default_tables``).
 
-    ``positive``: > 0; ``unit``: in [0, 1]; ``nonnegative``: >= 0; ``open_unit``: in [0, 1).
-    Raises ``ValueError`` naming the field, the bad values and the allowed range.
+    ``optimizer``: ``None``, one transformation for every network, or a dict per network;
+    ``tables``: ``None`` or a table per network.
     """
-    name = type(hp).__name__
-
-    def check(field: str, ok: Callable[[torch.Tensor], torch.Tensor], allowed: str) -> None:
-        v = getattr(hp, field)
-        if not isinstance(v, torch.Tensor) or not v.dtype.is_floating_point:
-            raise TypeError(f"{name}.{field} must be a float tensor, got {type(v).__name__}")
-        bad = ~ok(v) | torch.isnan(v)
-        if bool(bad.any()):
+    if isinstance(optimizer, dict):
+        unknown = sorted(set(optimizer) - set(default_tables))
+        if unknown:
             raise ValueError(
-                f"{name}.{field} must be {allowed}, got {v[bad].tolist() if v.ndim else v.item()}"
+                f"{where}: optimizer has networks {unknown}; expected {sorted(default_tables)}"
             )
+    opts, out = {}, {}
+    for net, default_table in default_tables.items():
+        given = optimizer.get(net) if isinstance(optimizer, dict) else optimizer
+        table = None if tables is None else tables.get(net, {})
+        opts[net], out[net] = resolve_optimizer(
+            f"{where} ({net})", given, table, default, default_table
+        )
+    return opts, out
 
-    for f in positive:
-        check(f, lambda v: v > 0, "> 0")
-    for f in unit:
-        check(f, lambda v: (v >= 0) & (v <= 1), "in [0, 1]")
-    for f in nonnegative:
-        check(f, lambda v: v >= 0, ">= 0")
-    for f in open_unit:
-        check(f, lambda v: (v >= 0) & (v < 1), "in [0, 1)")
+
+def optimizer_step(
+    opt: Any, table: OptimizerHParams, opt_state: Any, grads: Any, params: Any, hp: Any
+) -> tuple[Any, Any]:
+    """``(params, opt_state)`` after one step of ``opt`` with its hyperparameters from ``hp``."""
+    opt_state = set_optimizer_hparams(opt_state, table, hp)
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optim.apply_updates(params, updates), opt_state
+
+
+def set_optimizer_hparams(
+    opt_state: Any, table: OptimizerHParams, hp: Any, **values: torch.Tensor
+) -> Any:
+    """``opt_state`` with each hyperparameter in ``table`` set from its HParams field;
+    ``values`` (e.g. an annealed ``lr``) replace the field's value for those names."""
+    if not table:
+        return opt_state
+    return optim.set_hparams(
+        opt_state, **{k: values[k] if k in values else getattr(hp, f) for k, f in table.items()}
+    )
+
+
+# --------------------------------------------------------------------------- part checks
+
+
+def check_part(where: str, part: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on example inputs at ``make`` time; any failure becomes a ``ValueError``
+    naming the part (a wrong signature, a field the HParams class lacks, a shape mismatch)."""
+    try:
+        return fn(*args)
+    except Exception as e:
+        raise ValueError(
+            f"{where}: {part} failed on example inputs: {type(e).__name__}: {e}"
+        ) from e
+
+
+def expect_shape(where: str, what: str, x: Any, shape: tuple[int, ...]) -> None:
+    """``ValueError`` unless ``x`` is a float tensor of ``shape``."""
+    if not isinstance(x, torch.Tensor) or tuple(x.shape) != shape:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{where}: {what} must have shape {shape}, got {got}")
+
+
+def expect_loss(where: str, part: str, out: Any) -> tuple[torch.Tensor, Any]:
+    """``(loss, aux)`` from a loss part's output; ``ValueError`` unless the loss is 0-d."""
+    if not (isinstance(out, tuple) and len(out) == 2):
+        raise ValueError(f"{where}: {part} must return (loss, aux), got {type(out).__name__}")
+    loss, aux = out
+    if not isinstance(loss, torch.Tensor) or loss.ndim != 0 or not loss.is_floating_point():
+        got = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"{where}: {part} must return a 0-d float loss, got {got}")
+    return loss, aux

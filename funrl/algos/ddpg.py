@@ -2,8 +2,9 @@
 
 DDPG as the TD3 paper's "our DDPG" baseline: one critic, a deterministic tanh actor,
 Gaussian exploration noise (not Ornstein-Uhlenbeck), Polyak target networks, and an actor
-step after every critic step.  It is :mod:`funrl.algos.td3`'s update with one critic, no
-target policy smoothing and ``policy_delay=1`` (see that module for the unit layout)::
+step after every critic step.  It is :mod:`funrl.algos.td3`'s recipe with one critic
+(``Config.num_critics = 1``), no target policy smoothing (:func:`critic_loss`) and
+``policy_delay=1``; :func:`make` takes the same parts as ``td3.make``::
 
     collect  train_freq times: clip(mu(s) + N(0, exploration_noise), -1, 1) per env
              (uniform random actions while env steps < learning_starts), into the buffer
@@ -28,32 +29,34 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from funrl import tree
-from funrl.algos import td3
-from funrl.algos.common import Algo, check_hparams_fields, hparams_from_kwargs
-from funrl.algos.td3 import TrainState
+from funrl import optim, tree
+from funrl.algos import common, td3
+from funrl.algos.common import Algo, OptimizerHParams, hparam
+from funrl.algos.td3 import Networks, TrainState
 from funrl.algos.units import UnitTransform, eager
 
-__all__ = ["Config", "HParams", "TrainState", "make"]
+__all__ = ["Config", "HParams", "Networks", "TrainState", "critic_loss", "make"]
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(td3.Config):
-    """TD3's Config with DDPG's defaults: an actor step after every critic step.
+    """TD3's Config with DDPG's defaults: one critic, an actor step after every critic step.
 
     See :class:`funrl.algos.td3.Config` for every field (``policy_delay > 1`` gives a
-    delayed DDPG).
+    delayed DDPG, ``num_critics = 2`` twin critics).
     """
 
     policy_delay: int = 1
+    num_critics: int = 1
 
 
 @tree.struct
-class HParams(tree.Struct):
+class HParams(common.HParams):
     """Sweepable DDPG hyperparameters, each a 0-d float tensor.
 
     Attributes:
@@ -62,34 +65,55 @@ class HParams(tree.Struct):
       exploration_noise: std of the Gaussian noise added to actions while collecting.
     """
 
-    actor_lr: torch.Tensor
-    critic_lr: torch.Tensor
-    gamma: torch.Tensor
-    tau: torch.Tensor
-    exploration_noise: torch.Tensor
-
-    @classmethod
-    def create(cls, **overrides: Any) -> HParams:
-        """Defaults (CleanRL's DDPG) with ``overrides`` applied."""
-        defaults = dict(actor_lr=3e-4, critic_lr=3e-4, gamma=0.99, tau=0.005, exploration_noise=0.1)
-        return hparams_from_kwargs(cls, defaults, overrides)
-
-    def check(self) -> None:
-        """Eager range checks; ``ValueError`` names the field and the allowed range."""
-        check_hparams_fields(
-            self,
-            positive=("actor_lr", "critic_lr", "tau"),
-            unit=("gamma", "tau"),
-            nonnegative=("exploration_noise",),
-        )
+    actor_lr: torch.Tensor = hparam(3e-4, low=0.0, low_open=True)
+    critic_lr: torch.Tensor = hparam(3e-4, low=0.0, low_open=True)
+    gamma: torch.Tensor = hparam(0.99, low=0.0, high=1.0)
+    tau: torch.Tensor = hparam(0.005, low=0.0, high=1.0, low_open=True)
+    exploration_noise: torch.Tensor = hparam(0.1, low=0.0)
 
 
-def make(config: Config, *, units: UnitTransform = eager, name: str = "ddpg") -> Algo:
-    """Build DDPG's pure functions for ``config`` (see :func:`funrl.algos.td3.make`).
+def critic_loss(
+    nets: Networks,
+    config: Config,
+    critic_params: Any,
+    params: dict[str, Any],
+    target_params: dict[str, Any],
+    batch: dict[str, torch.Tensor],
+    key: torch.Tensor,
+    hp: Any,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """DDPG's critic loss: regression towards ``r + gamma (1 - term) Q'(s', mu'(s'))``."""
+    a_next = nets.actor.apply(target_params["actor"], batch["next_obs"])
+    return td3.bootstrap_critic_loss(nets, critic_params, target_params, batch, a_next, hp)
+
+
+def make(
+    config: Config,
+    *,
+    networks: Networks | None = None,
+    critic_loss_fn: Callable[..., Any] | None = None,
+    actor_loss_fn: Callable[..., Any] | None = None,
+    optimizer: optim.GradientTransformation | dict[str, Any] | None = None,
+    optimizer_hparams: dict[str, OptimizerHParams] | None = None,
+    hparams_cls: type = HParams,
+    units: UnitTransform = eager,
+    name: str = "ddpg",
+) -> Algo:
+    """Build DDPG's pure functions: ``td3.make`` with :func:`critic_loss` and DDPG's
+    :class:`HParams` (every argument as in :func:`funrl.algos.td3.make`).
 
     Raises:
-      ValueError: a bad config, or an env without a 1-d ``Box`` action space.
+      ValueError: a bad config, an env without a 1-d ``Box`` action space, or a part that
+        fails on example inputs.
     """
-    return td3.make_deterministic(
-        config, units=units, name=name, twin=False, smoothing=False, hparams_cls=HParams
+    return td3.make(
+        config,
+        networks=networks,
+        critic_loss_fn=critic_loss_fn or critic_loss,
+        actor_loss_fn=actor_loss_fn,
+        optimizer=optimizer,
+        optimizer_hparams=optimizer_hparams,
+        hparams_cls=hparams_cls,
+        units=units,
+        name=name,
     )

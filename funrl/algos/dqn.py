@@ -1,14 +1,14 @@
 """Deep Q-Networks (Mnih et al., 2015) and its common extensions, as ``init`` + ``update``.
 
-One ``update`` interleaves acting and learning at a fixed ratio, every step a unit::
+One ``update`` (the loop of :mod:`funrl.algos.offpolicy`)::
 
     collect  train_freq times: epsilon-greedy step of num_envs envs (uniform random
              actions while env steps < learning_starts); each env's transition goes
              through an n-step window and the finished n-step transitions into the buffer
     learn    gradient_steps times: sample a batch (uniform or prioritized); one step on
-             l(r + discount * Q'(s', argmax_a Q_sel(s', a)) - Q(s, a)); target update
-             (Polyak with tau, every target_update_interval learning steps)
-    finish   episode statistics
+             loss_fn (default: l(r + discount * Q'(s', argmax_a Q_sel(s', a)) - Q(s, a)));
+             target update (Polyak with tau, every target_update_interval learning steps)
+    finish   episode statistics and the current epsilon
 
 Switches (:class:`Config`): ``double_q`` (select next actions with the online net),
 ``dueling`` (value + advantage head), ``prioritized`` (Schaul et al., 2016; |TD| + eps
@@ -16,9 +16,9 @@ priorities, IS weights with beta annealed to 1), ``n_step`` (n-step returns, boo
 ``discount = gamma^k`` or 0 after termination), ``loss`` ("huber" or "mse").  Hard target
 updates are ``tau = 1`` with ``target_update_interval > 1``; Polyak is ``tau < 1``.
 
-The replay buffer is written in place (``Config.donate_buffer``, default True): ``update``
-consumes its input state's buffer, as JAX's buffer donation does; keep no reference to an
-old state's buffer (set ``donate_buffer=False`` for fully pure, copying updates).
+Parts (:func:`make`): ``networks=Networks(q=...)`` (any ``funrl.nn.Model`` mapping
+``[..., obs_dim]`` to ``[..., num_actions]``), ``loss_fn`` (same signature as
+:func:`dqn_loss`: Munchausen-DQN is a loss), ``optimizer`` and ``optimizer_hparams``.
 
 Example::
 
@@ -39,135 +39,73 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from funrl import buffers, collectors, losses, optim, tree
+from funrl import buffers, losses, optim, tree
 from funrl import nn as fnn
 from funrl import random as R
-from funrl.algos.common import (
-    Algo,
-    check_hparams_fields,
-    episode_metrics,
-    hparams_from_kwargs,
-    make_env_stack,
-    remaker,
-)
+from funrl.algos import common, offpolicy
+from funrl.algos.common import Algo, hparam
 from funrl.algos.units import UnitTransform, eager
-from funrl.collectors import CollectorState
+from funrl.collectors import Transition
 from funrl.envs.spaces import Discrete
 
-__all__ = ["Config", "HParams", "TrainState", "epsilon", "make", "q_network"]
-
-
-def _repeated(step: Callable[..., Any], n: int) -> Callable[..., Any]:
-    """``step(state, hp) -> (state, out)`` run ``n`` times in one function (one unit call
-    when compiled); the ``n`` outputs are stacked on a new leading dim."""
-
-    def run(state: Any, hp: Any) -> tuple[Any, Any]:
-        outs = []
-        for _ in range(n):
-            state, out = step(state, hp)
-            outs.append(out)
-        return state, tree.stack(outs)
-
-    run.__name__ = f"{step.__name__}_x{n}"
-    return run
+__all__ = [
+    "OPTIMIZER_HPARAMS",
+    "Config",
+    "HParams",
+    "Networks",
+    "TrainState",
+    "default_networks",
+    "dqn_loss",
+    "epsilon",
+    "make",
+]
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static DQN settings (changing one means a new ``make`` and a recompile).
+class Config(offpolicy.Config):
+    """Static DQN settings (see :class:`funrl.algos.offpolicy.Config` for the shared ones).
 
     Attributes:
       env: a registered env id with a ``Discrete`` action space and flat observations.
-      num_envs: parallel envs; one collector step takes ``num_envs`` env steps.
-      train_freq: collector steps per update; gradient_steps: learning steps per update
-        (so ``gradient_steps / (train_freq * num_envs)`` updates per env step).
-      buffer_size, batch_size: replay capacity (transitions) and learning batch.
-      learning_starts: env steps of uniform random actions before the first gradient step.
       target_update_interval: learning steps between target updates (Polyak with
         ``hp.tau``; ``tau = 1`` is a hard copy).
-      total_timesteps: training length in env steps (sets ``num_updates`` and the
-        epsilon / beta schedules).
-      hidden, activation, dueling: the Q-network.
+      hidden, activation, dueling: the default Q-network.
       double_q, prioritized, n_step, loss: the extensions (module docstring).
-      donate_buffer: write the replay buffer in place (module docstring).
-      learn_steps_per_call: learning steps fused into one call of the ``learn`` unit
-        (must divide ``gradient_steps``).  A compiled unit call costs ~100 us of host
-        overhead, as much as a small network's gradient step: fusing 4 steps nearly halves
-        that (same results), at the price of a ~4x larger graph to compile.
-      collect_steps_per_call: collector steps fused into one call of the ``collect`` unit
-        (must divide ``train_freq``), for the same reason.
     """
 
     env: str = "CartPole-v1"
-    num_envs: int = 1
     train_freq: int = 4
-    gradient_steps: int = 1
-    buffer_size: int = 100_000
     batch_size: int = 64
     learning_starts: int = 1_000
-    target_update_interval: int = 250
-    total_timesteps: int = 100_000
     hidden: tuple[int, ...] = (64, 64)
-    activation: str = "relu"
+    target_update_interval: int = 250
     dueling: bool = False
     double_q: bool = False
     prioritized: bool = False
     n_step: int = 1
     loss: str = "huber"
-    donate_buffer: bool = True
-    learn_steps_per_call: int = 1
-    collect_steps_per_call: int = 1
-
-    @property
-    def steps_per_update(self) -> int:
-        return self.num_envs * self.train_freq
-
-    @property
-    def num_updates(self) -> int:
-        return max(1, self.total_timesteps // self.steps_per_update)
 
     def validate(self) -> None:
-        for name in (
-            "num_envs", "train_freq", "buffer_size", "batch_size", "target_update_interval",
-            "total_timesteps", "n_step", "learn_steps_per_call", "collect_steps_per_call",
-        ):  # fmt: skip
-            v = getattr(self, name)
+        super().validate()
+        for f in ("target_update_interval", "n_step"):
+            v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"Config.{name} must be a positive int, got {v!r}")
-        for name in ("gradient_steps", "learning_starts"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ValueError(f"Config.{name} must be a non-negative int, got {v!r}")
-        if self.batch_size > self.buffer_size:
-            raise ValueError(
-                f"Config.batch_size {self.batch_size} > buffer_size {self.buffer_size}"
-            )
-        if self.num_envs > self.buffer_size:
-            raise ValueError(f"Config.num_envs {self.num_envs} > buffer_size {self.buffer_size}")
-        if self.gradient_steps % self.learn_steps_per_call:
-            raise ValueError(
-                f"Config.learn_steps_per_call ({self.learn_steps_per_call}) must divide "
-                f"gradient_steps ({self.gradient_steps})"
-            )
-        if self.train_freq % self.collect_steps_per_call:
-            raise ValueError(
-                f"Config.collect_steps_per_call ({self.collect_steps_per_call}) must divide "
-                f"train_freq ({self.train_freq})"
-            )
+                raise ValueError(f"Config.{f} must be a positive int, got {v!r}")
         if self.loss not in ("huber", "mse"):
             raise ValueError(f"Config.loss must be 'huber' or 'mse', got {self.loss!r}")
 
 
 @tree.struct
-class HParams(tree.Struct):
+class HParams(common.HParams):
     """Sweepable DQN hyperparameters, each a 0-d float tensor.
 
     Attributes:
-      lr: Adam learning rate; max_grad_norm: global gradient-norm clip.
+      lr: Adam learning rate; max_grad_norm: global gradient-norm clip (the default
+        optimizer's, see :data:`OPTIMIZER_HPARAMS`).
       gamma: discount; tau: target update rate (1 = hard copy).
       eps_start, eps_end, exploration_fraction: epsilon decays linearly from ``eps_start``
         to ``eps_end`` over ``exploration_fraction * total_timesteps`` env steps.
@@ -176,90 +114,121 @@ class HParams(tree.Struct):
         ``per_alpha`` is read once by ``init`` (the sum-tree stores ``p^alpha``).
     """
 
-    lr: torch.Tensor
-    max_grad_norm: torch.Tensor
-    gamma: torch.Tensor
-    tau: torch.Tensor
-    eps_start: torch.Tensor
-    eps_end: torch.Tensor
-    exploration_fraction: torch.Tensor
-    per_alpha: torch.Tensor
-    per_beta: torch.Tensor
-    per_eps: torch.Tensor
+    lr: torch.Tensor = hparam(1e-3, low=0.0, low_open=True)
+    max_grad_norm: torch.Tensor = hparam(10.0, low=0.0, low_open=True)
+    gamma: torch.Tensor = hparam(0.99, low=0.0, high=1.0)
+    tau: torch.Tensor = hparam(1.0, low=0.0, high=1.0, low_open=True)
+    eps_start: torch.Tensor = hparam(1.0, low=0.0, high=1.0)
+    eps_end: torch.Tensor = hparam(0.05, low=0.0, high=1.0)
+    exploration_fraction: torch.Tensor = hparam(0.2, low=0.0, low_open=True)
+    per_alpha: torch.Tensor = hparam(0.6, low=0.0)
+    per_beta: torch.Tensor = hparam(0.4, low=0.0, high=1.0)
+    per_eps: torch.Tensor = hparam(1e-6, low=0.0, low_open=True)
 
-    @classmethod
-    def create(cls, **overrides: Any) -> HParams:
-        """Defaults (near SB3's/CleanRL's DQN) with ``overrides`` applied."""
-        defaults = dict(
-            lr=1e-3, max_grad_norm=10.0, gamma=0.99, tau=1.0, eps_start=1.0, eps_end=0.05,
-            exploration_fraction=0.2, per_alpha=0.6, per_beta=0.4, per_eps=1e-6,
-        )  # fmt: skip
-        return hparams_from_kwargs(cls, defaults, overrides)
 
-    def check(self) -> None:
-        """Eager range checks; ``ValueError`` names the field and the allowed range."""
-        check_hparams_fields(
-            self,
-            positive=("lr", "max_grad_norm", "tau", "exploration_fraction", "per_eps"),
-            unit=("gamma", "tau", "eps_start", "eps_end", "per_beta"),
-            nonnegative=("per_alpha",),
-        )
+#: The default optimizer's hyperparameters set from HParams (optimizer name -> field).
+OPTIMIZER_HPARAMS: common.OptimizerHParams = {"lr": "lr", "max_norm": "max_grad_norm"}
 
 
 @tree.struct
-class TrainState(tree.Struct):
-    """Everything DQN carries between updates (a pytree of tensors).
+class TrainState(offpolicy.TrainState):
+    """:class:`funrl.algos.offpolicy.TrainState` plus ``nstep``, the last ``n_step``
+    transitions of every env (``buffers.NStepState``); the buffer holds n-step transitions
+    ``obs, action, reward, discount, next_obs``."""
 
-    Attributes:
-      params, target_params: Q-network parameters and their target copy.
-      opt_state: the optimizer state (its ``lr``/``max_norm`` are set from hparams).
-      buffer: ``buffers.ReplayState`` or ``buffers.PrioritizedState`` of n-step
-        transitions ``obs, action, reward, discount, next_obs``.
-      nstep: ``buffers.NStepState``, the last ``n_step`` transitions of every env.
-      collector, env_params: the env carry and params.
-      global_step: env steps taken; grad_step: learning steps taken (masked ones not).
-      key: the key for sampling and learning.
-    """
-
-    params: dict[str, Any]
-    target_params: dict[str, Any]
-    opt_state: Any
-    buffer: Any
     nstep: buffers.NStepState
-    collector: CollectorState
-    env_params: Any
-    global_step: torch.Tensor
-    grad_step: torch.Tensor
-    key: torch.Tensor
 
 
-def epsilon(global_step: torch.Tensor, hp: HParams, total_timesteps: int) -> torch.Tensor:
+class Networks(NamedTuple):
+    """DQN's network: ``q.apply(params, obs [..., obs_dim]) -> [..., num_actions]``."""
+
+    q: fnn.Model
+
+
+def default_networks(config: Config, obs_dim: int, num_actions: int) -> Networks:
+    """The Q-network ``config`` describes (``hidden``, ``activation``, ``dueling``)."""
+    q = fnn.q_net(obs_dim, num_actions, config.hidden, config.dueling, config.activation)
+    return Networks(q)
+
+
+def epsilon(global_step: torch.Tensor, hp: Any, total_timesteps: int) -> torch.Tensor:
     """``eps_start + (eps_end - eps_start) * min(1, step / (fraction * total))``."""
     horizon = hp.exploration_fraction * total_timesteps
     frac = torch.clamp(global_step.to(hp.eps_start.dtype) / horizon, max=1.0)
     return hp.eps_start + (hp.eps_end - hp.eps_start) * frac
 
 
+def dqn_loss(
+    nets: Networks,
+    config: Config,
+    params: Any,
+    target_params: Any,
+    batch: dict[str, torch.Tensor],
+    hp: Any,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The default loss: (double) Q-learning on n-step transitions.
+
+    ``batch`` holds ``obs``, ``action``, ``reward`` (n-step sums), ``discount`` (``gamma^k``,
+    0 after termination) and ``next_obs``, each ``[B, ...]``, plus ``weights`` ``[B]`` with
+    prioritized replay.  Returns ``(loss, aux)``: ``aux["td_error"]`` ``[B]`` (the new
+    priorities come from it) and 0-d diagnostics (reported as metrics).
+    """
+    # n-step targets r + discount * v': the per-sample discount scales the target Q
+    # (discount >= 0 commutes with max/argmax), the loss gets gamma = 1, no termination.
+    q_tm1 = nets.q.apply(params, batch["obs"])
+    q_t = nets.q.apply(target_params, batch["next_obs"]).detach() * batch["discount"][:, None]
+    never = torch.zeros_like(batch["discount"], dtype=torch.bool)
+    one = torch.ones_like(hp.gamma)
+    kw: dict[str, Any] = {"loss": config.loss, "weights": batch.get("weights")}
+    if config.double_q:
+        sel = nets.q.apply(params, batch["next_obs"]).detach()
+        return losses.double_q_learning_loss(
+            q_tm1, batch["action"], batch["reward"], never, one, q_t, sel, **kw
+        )
+    return losses.q_learning_loss(q_tm1, batch["action"], batch["reward"], never, one, q_t, **kw)
+
+
 def _example(obs_dim: int) -> dict[str, torch.Tensor]:
     obs = torch.zeros(obs_dim)
-    action = torch.zeros((), dtype=torch.int64)
     return {
         "obs": obs,
-        "action": action,
+        "action": torch.zeros((), dtype=torch.int64),
         "reward": torch.zeros(()),
         "discount": torch.zeros(()),
         "next_obs": obs.clone(),
     }
 
 
-def q_network(config: Config, stack: Any) -> fnn.Model:
-    """The Q-network for ``config`` on ``stack`` (``funrl.algos.common.EnvStack``)."""
-    n = int(stack.action_space.n)
-    return fnn.q_net(stack.obs_dim, n, config.hidden, config.dueling, config.activation)
+def _needed_fields(config: Config, table: common.OptimizerHParams) -> set[str]:
+    fields = {"gamma", "tau", "eps_start", "eps_end", "exploration_fraction", *table.values()}
+    return fields | ({"per_alpha", "per_beta", "per_eps"} if config.prioritized else set())
 
 
-def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> Algo:
+def make(
+    config: Config,
+    *,
+    networks: Networks | None = None,
+    loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
+    optimizer: optim.GradientTransformation | None = None,
+    optimizer_hparams: common.OptimizerHParams | None = None,
+    hparams_cls: type = HParams,
+    units: UnitTransform = eager,
+    name: str = "dqn",
+) -> Algo:
     """Build DQN's pure functions for ``config``.
+
+    Args:
+      config: static settings.
+      networks: ``Networks(q=...)``; default :func:`default_networks`.
+      loss_fn: ``(nets, config, params, target_params, batch, hp) -> (loss, aux)`` with
+        ``aux["td_error"]`` ``[B]`` under prioritized replay; default :func:`dqn_loss`.
+      optimizer: default ``chain(clip_by_global_norm, adam)``.
+      optimizer_hparams: which HParams field sets which optimizer hyperparameter; default
+        :data:`OPTIMIZER_HPARAMS` for the default optimizer, none for yours (its values
+        are used as given).
+      hparams_cls: :class:`HParams` or a subclass with the fields your parts read.
+      units: how each compute unit runs (``funrl.algos.units``).
+      name: the algorithm's name in logs.
 
     Returns:
       :class:`funrl.algos.common.Algo`; ``act(act_params, obs, key=None,
@@ -267,23 +236,41 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
       and a key, epsilon-greedy actions with epsilon 0.05.
 
     Raises:
-      ValueError: a bad config, or an env without a ``Discrete`` action space.
+      ValueError: a bad config, an env without a ``Discrete`` action space, or a part that
+        fails on example inputs (wrong signature, output shape, missing HParams field).
     """
     config.validate()
-    stack = make_env_stack(config.env, config.num_envs)
+    parts = dict(networks=networks, loss_fn=loss_fn, optimizer=optimizer,
+                 optimizer_hparams=optimizer_hparams, hparams_cls=hparams_cls, units=units,
+                 name=name)  # fmt: skip
+    where = f"{name}.make"
+    stack = common.make_env_stack(config.env, config.num_envs)
     if not isinstance(stack.action_space, Discrete):
-        raise ValueError(
-            f"DQN needs a Discrete action space, {config.env} has {stack.action_space}"
-        )
+        raise ValueError(f"{where}: DQN needs a Discrete action space, {config.env} has "
+                         f"{stack.action_space}")  # fmt: skip
     num_actions, E = int(stack.action_space.n), config.num_envs
-    qnet = q_network(config, stack)
-    opt = optim.chain(optim.clip_by_global_norm(10.0), optim.adam(1e-3))
-    donate = config.donate_buffer
+    nets = networks or default_networks(config, stack.obs_dim, num_actions)
+    loss_fn = loss_fn or dqn_loss
+    opt, table = common.resolve_optimizer(
+        where,
+        optimizer,
+        optimizer_hparams,
+        lambda: optim.chain(optim.clip_by_global_norm(10.0), optim.adam(1e-3)),
+        OPTIMIZER_HPARAMS,
+    )
+    parts.update(optimizer=opt, optimizer_hparams=table)  # remake keeps them
+    common.check_hparams_cls(where, hparams_cls, HParams, _needed_fields(config, table))
+    _check_parts(where, config, nets, loss_fn, stack.obs_dim, num_actions, hparams_cls)
+
+    def exploration(global_step: torch.Tensor, hp: Any) -> torch.Tensor:
+        """Epsilon at ``global_step``: 1 (uniform actions) before learning starts."""
+        eps = epsilon(global_step, hp, config.total_timesteps)
+        return torch.where(global_step < config.learning_starts, torch.ones_like(eps), eps)
 
     def eps_greedy(
         params: Any, obs: torch.Tensor, eps: torch.Tensor, key: torch.Tensor
     ) -> torch.Tensor:
-        greedy = qnet.apply(params, obs).argmax(-1)
+        greedy = nets.q.apply(params, obs).argmax(-1)
         w = R.bits(key, (2, *greedy.shape))  # one draw: explore coin, random action
         explore = (w[0] >> 8).to(torch.float32) * (1.0 / 16777216.0) < eps
         return torch.where(explore, w[1] % num_actions, greedy)
@@ -291,156 +278,67 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         return eps_greedy(pp["q"], obs, pp["eps"], key), {}
 
-    env_step = collectors.make_step(stack.env, policy)
+    def policy_params(state: TrainState, hp: Any) -> dict[str, Any]:
+        return {"q": state.params, "eps": exploration(state.global_step, hp)}
 
-    def init(key: torch.Tensor, hp: HParams) -> TrainState:
-        k_q, k_env, k_state = R.split(key, 3)
-        params = qnet.init(k_q)
-        opt_state = optim.set_hparams(opt.init(params), lr=hp.lr, max_norm=hp.max_grad_norm)
-        ex = _example(stack.obs_dim)
-        buf = (
-            buffers.prioritized_init(ex, config.buffer_size, alpha=hp.per_alpha)
-            if config.prioritized
-            else buffers.init(ex, config.buffer_size)
-        )
-        collector = collectors.init(stack.env, stack.env_params, k_env)  # contiguous leaves
-        obs = collector.obs
-        first = collectors.Transition(
-            obs, torch.zeros(E, dtype=torch.int64), torch.zeros(E), torch.zeros(E, dtype=torch.bool),
-            torch.zeros(E, dtype=torch.bool), obs, {}, {},
-        )  # fmt: skip
-        zero = torch.zeros((), dtype=torch.int64)
-        return TrainState(
-            params=params,
-            target_params=tree.map(torch.clone, params),
-            opt_state=opt_state,
-            buffer=buf,
-            nstep=buffers.n_step_init(first, config.n_step),
-            collector=collector,
-            env_params=stack.env_params,
-            global_step=zero,
-            grad_step=zero.clone(),
-            key=k_state,
-        )
-
-    def collect(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
-        eps = epsilon(state.global_step, hp, config.total_timesteps)
-        eps = torch.where(state.global_step < config.learning_starts, torch.ones_like(eps), eps)
-        carry, tr = env_step(state.collector, {"q": state.params, "eps": eps}, state.env_params)
+    def n_step_rows(state: TrainState, tr: Transition, hp: Any) -> tuple[Any, Any, Any]:
         tr = tr._replace(reward=tr.reward.to(torch.float32))
         nstep, out, valid = buffers.n_step_push(state.nstep, tr, hp.gamma)
         rows = {"obs": out.obs, "action": out.action, "reward": out.reward.to(torch.float32),
                 "discount": out.discount.to(torch.float32), "next_obs": out.next_obs}  # fmt: skip
-        buf: Any
-        if config.prioritized:
-            buf = buffers.prioritized_add(state.buffer, rows, mask=valid, donate=donate)
-        else:
-            buf = buffers.add(state.buffer, rows, mask=valid, donate=donate)
-        state = state.replace(
-            collector=carry, nstep=nstep, buffer=buf, global_step=state.global_step + E
-        )
-        info = {k: tr.info[k] for k in ("episode_done", "episode_return", "episode_length")}
-        return state, {**info, "epsilon": eps}
+        return state.replace(nstep=nstep), rows, valid
 
-    def sample(state: TrainState, key: torch.Tensor, learning: torch.Tensor, hp: HParams) -> tuple:
-        # While not learning, sample as if full (a placeholder batch, discarded): keeps the
-        # eager "too few filled slots" check quiet without a Python branch on a tensor.
-        buf = state.buffer
-        size = torch.where(learning, buf.size, torch.full_like(buf.size, config.buffer_size))
-        if not config.prioritized:
-            b = buffers.sample(buf.replace(size=size), key, config.batch_size)
-            return b, None, None
-        progress = torch.clamp(
-            state.global_step.to(hp.per_beta.dtype) / config.total_timesteps, max=1.0
+    def init(key: torch.Tensor, hp: Any) -> TrainState:
+        common.check_hparams_if_concrete(hp)
+        k_q, k_env, k_state = R.split(key, 3)
+        params = nets.q.init(k_q)
+        obs = torch.zeros(E, stack.obs_dim)
+        first = Transition(
+            obs, torch.zeros(E, dtype=torch.int64), torch.zeros(E), torch.zeros(E, dtype=torch.bool),
+            torch.zeros(E, dtype=torch.bool), obs, {}, {},
+        )  # fmt: skip
+        return offpolicy.new_state(
+            TrainState,
+            stack,
+            params=params,
+            target_params=tree.map(torch.clone, params),
+            opt_state=common.set_optimizer_hparams(opt.init(params), table, hp),
+            buffer=offpolicy.init_buffer(
+                _example(stack.obs_dim), config, hp.per_alpha if config.prioritized else None
+            ),
+            k_env=k_env,
+            key=k_state,
+            nstep=buffers.n_step_init(first, config.n_step),
         )
-        beta = hp.per_beta + (1.0 - hp.per_beta) * progress
-        # An empty sum-tree draws slot 0 with weight 0: a placeholder, discarded likewise.
-        return buffers.prioritized_sample(buf.replace(size=size), key, config.batch_size, beta)
 
-    def loss_fn(params: Any, target: Any, b: dict[str, torch.Tensor], w: Any, hp: HParams) -> Any:
-        # n-step targets r + discount * v': the per-sample discount scales the target Q
-        # (discount >= 0 commutes with max/argmax), the loss gets gamma = 1, no termination.
-        q_tm1 = qnet.apply(params, b["obs"])
-        q_t = qnet.apply(target, b["next_obs"]).detach() * b["discount"][:, None]
-        never = torch.zeros_like(b["discount"], dtype=torch.bool)
-        one = torch.ones_like(hp.gamma)
-        kw = {"loss": config.loss, "weights": w}
-        if config.double_q:
-            sel = qnet.apply(params, b["next_obs"]).detach()
-            return losses.double_q_learning_loss(
-                q_tm1, b["action"], b["reward"], never, one, q_t, sel, **kw
-            )
-        return losses.q_learning_loss(q_tm1, b["action"], b["reward"], never, one, q_t, **kw)
-
-    def learn(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
-        k_sample, k_state = R.split(state.key)
-        learning = (state.global_step >= config.learning_starts) & (
-            state.buffer.size >= config.batch_size
-        )
-        b, idx, w = sample(state, k_sample, learning, hp)
+    def learn_step(
+        state: TrainState, batch: dict[str, torch.Tensor], keys: list, hp: Any, variant: Any
+    ) -> offpolicy.Step:
         grad_fn = torch.func.grad_and_value(
-            lambda p: loss_fn(p, state.target_params, b, w, hp), has_aux=True
+            lambda p: loss_fn(nets, config, p, state.target_params, batch, hp), has_aux=True
         )
-        grads, (loss, diag) = grad_fn(state.params)
-        opt_state = optim.set_hparams(state.opt_state, lr=hp.lr, max_norm=hp.max_grad_norm)
+        grads, (loss, aux) = grad_fn(state.params)
+        opt_state = common.set_optimizer_hparams(state.opt_state, table, hp)
         updates, opt_state = opt.update(grads, opt_state, state.params)
         params = optim.apply_updates(state.params, updates)
-        grad_step = state.grad_step + learning.to(torch.int64)
-        do_target = learning & (grad_step % config.target_update_interval == 0)
-        polyak = tree.map(lambda t, p: hp.tau * p + (1.0 - hp.tau) * t, state.target_params, params)
+        do_target = (state.grad_step + 1) % config.target_update_interval == 0
+        polyak = offpolicy.soft_update(state.target_params, params, hp.tau)
         target = tree.where(do_target, polyak, state.target_params)
-        params, opt_state = tree.where(
-            learning, (params, opt_state), (state.params, state.opt_state)
-        )
-        buf = state.buffer
-        if config.prioritized:
-            new_p = torch.where(learning, diag["td_error"].abs() + hp.per_eps, buf.priorities[idx])
-            buf = buffers.update_priorities(buf, idx, new_p, donate=donate)
-        nan = torch.full_like(loss, float("nan"))
-        metrics = {
-            "loss": torch.where(learning, loss.detach(), nan),
-            "q_mean": torch.where(learning, diag["q_mean"], nan),
-            "td_error_abs_mean": torch.where(learning, diag["td_error_abs_mean"], nan),
-        }
-        state = state.replace(
-            params=params,
-            target_params=target,
-            opt_state=opt_state,
-            buffer=buf,
-            grad_step=grad_step,
-            key=k_state,
-        )
-        return state, metrics
+        metrics = {"loss": loss.detach(), **{k: v for k, v in aux.items() if v.ndim == 0}}
+        return offpolicy.Step(params, target, opt_state, metrics, aux.get("td_error"))
 
-    def finish(
-        state: TrainState, infos: dict[str, torch.Tensor], hp: HParams
-    ) -> tuple[TrainState, dict[str, torch.Tensor]]:
-        m = episode_metrics(infos)
-        m["epsilon"] = infos["epsilon"][-1]
-        return state, m
-
-    def concat(chunks: list[Any]) -> Any:  # [k, ...] per call -> [train_freq, ...]
-        return chunks[0] if len(chunks) == 1 else tree.map(lambda *xs: torch.cat(xs), *chunks)
-
-    u_collect = units(_repeated(collect, config.collect_steps_per_call), "collect")
-    u_learn = units(_repeated(learn, config.learn_steps_per_call), "learn")
-    u_stack = units(concat, "stack")
-    u_finish = units(finish, "finish")
-
-    def update(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
-        infos = []
-        for _ in range(config.train_freq // config.collect_steps_per_call):
-            state, info = u_collect(state, hp)
-            infos.append(info)
-        learn_metrics = []
-        for _ in range(config.gradient_steps // config.learn_steps_per_call):
-            state, m = u_learn(state, hp)
-            learn_metrics.append(m)
-        state, metrics = u_finish(state, u_stack(infos), hp)
-        if learn_metrics:
-            # each unit returns [..., learn_steps_per_call] (a population adds a leading dim)
-            metrics.update(tree.map(lambda *xs: torch.cat(xs, -1).nanmean(-1), *learn_metrics))
-        return state, metrics
+    update = offpolicy.make_update(
+        config,
+        stack,
+        units,
+        policy=policy,
+        policy_params=policy_params,
+        learn_step=learn_step,
+        num_keys=0,
+        to_rows=n_step_rows,
+        prioritized=config.prioritized,
+        finish_metrics=lambda s, hp: {"epsilon": exploration(s.global_step - E, hp)},
+    )
 
     def act_params(state: TrainState) -> dict[str, Any]:
         return {"q": state.params}
@@ -452,7 +350,7 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
         deterministic: bool = True,
     ) -> torch.Tensor:
         if deterministic or key is None:
-            return qnet.apply(params["q"], obs).argmax(-1)
+            return nets.q.apply(params["q"], obs).argmax(-1)
         return eps_greedy(params["q"], obs, torch.tensor(0.05), key)
 
     return Algo(
@@ -463,9 +361,40 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "dqn") -> 
         act=act,
         act_params=act_params,
         env_stack=stack,
-        hparams_cls=HParams,
+        hparams_cls=hparams_cls,
         steps_per_update=config.steps_per_update,
-        networks=qnet,
+        networks=nets,
         optimizer=opt,
-        remake=remaker(make, config, {"units": units, "name": name}),
+        remake=common.remaker(make, config, parts),
     )
+
+
+def _check_parts(
+    where: str,
+    config: Config,
+    nets: Networks,
+    loss_fn: Callable[..., Any],
+    obs_dim: int,
+    num_actions: int,
+    hparams_cls: Any,
+) -> None:
+    """Run the network and the loss once on example inputs (``ValueError`` naming the part)."""
+    if not isinstance(nets, Networks) or not isinstance(nets.q, fnn.Model):
+        raise TypeError(f"{where}: networks must be dqn.Networks(q=<funrl.nn.Model>), got {nets!r}")
+    params = common.check_part(where, "networks.q.init", nets.q.init, R.key(0))
+    q = common.check_part(where, "networks.q.apply", nets.q.apply, params, torch.zeros(2, obs_dim))
+    common.expect_shape(where, f"networks.q's output for obs [2, {obs_dim}]", q, (2, num_actions))
+    batch = tree.stack([_example(obs_dim)] * 2)
+    if config.prioritized:
+        batch["weights"] = torch.ones(2)
+    hp = hparams_cls.create()
+    out = common.check_part(where, "loss_fn", loss_fn, nets, config, params, params, batch, hp)
+    _, aux = common.expect_loss(where, "loss_fn", out)
+    if not isinstance(aux, dict):
+        raise ValueError(
+            f"{where}: loss_fn must return (loss, dict of metrics), got {type(aux).__name__} aux"
+        )
+    if config.prioritized:
+        common.expect_shape(
+            where, "loss_fn's aux['td_error'] (prioritized replay)", aux.get("td_error"), (2,)
+        )

@@ -9,7 +9,11 @@ Everything PPO computes is in this file; one ``update`` is::
 Static settings live in :class:`Config` (closed over by :func:`make`); every float a
 user may sweep lives in :class:`HParams` as a 0-d tensor, so a population vmaps over it
 and changing it never recompiles.  Variants are compositions: pass your own
-``advantage_fn`` or ``loss_fn`` to :func:`make` (examples/ppo_variants.py).
+``networks``, ``advantage_fn``, ``loss_fn`` or ``optimizer`` to :func:`make`
+(examples/ppo_variants.py).  ``advantage_fn`` sees the current parameters; with
+``Config.recompute_advantages`` it runs on every minibatch (whole env trajectories), so an
+off-policy correction such as V-trace sees the policy as it changes
+(examples/ppo_vtrace.py).
 
 Example::
 
@@ -35,24 +39,20 @@ from funrl import collectors, losses, optim, returns, tree
 from funrl import distributions as D
 from funrl import nn as fnn
 from funrl import random as R
-from funrl.algos.common import (
-    Algo,
-    check_hparams_fields,
-    episode_metrics,
-    hparams_from_kwargs,
-    make_env_stack,
-    normalize_obs_for_act,
-    remaker,
-)
+from funrl.algos import common
+from funrl.algos.common import Algo, hparam
 from funrl.algos.units import UnitTransform, eager
 from funrl.collectors import CollectorState, Transition
 from funrl.envs.spaces import Box, Discrete
 
 __all__ = [
+    "OPTIMIZER_HPARAMS",
     "Batch",
     "Config",
     "HParams",
+    "Networks",
     "TrainState",
+    "default_networks",
     "gae_advantages",
     "make",
     "ppo_loss",
@@ -68,7 +68,7 @@ class Config:
       num_envs, num_steps: rollout size per update is ``num_envs * num_steps``.
       num_minibatches, update_epochs: the learning phase of one update.
       total_timesteps: training length (sets the number of updates and LR annealing).
-      hidden, activation: actor and critic MLPs (separate networks).
+      hidden, activation: the default actor and critic MLPs (separate networks).
       policy: ``"auto"`` (categorical for Discrete, gaussian for Box), ``"categorical"``,
         ``"gaussian"`` (state-independent log-std, actions clipped by the env) or
         ``"tanh_gaussian"`` (squashed to [-1, 1], rescaled to the env's bounds).
@@ -77,6 +77,9 @@ class Config:
       normalize_advantages: per minibatch.
       clip_value: PPO value clipping with ``clip_eps``.
       orthogonal_init: orthogonal init (gains sqrt(2), 0.01 policy, 1 value) vs torch's.
+      recompute_advantages: call ``advantage_fn`` on every minibatch with the current
+        parameters (minibatches are then whole env trajectories: ``num_envs`` must be
+        divisible by ``num_minibatches``); default: once per rollout, before learning.
     """
 
     env: str = "CartPole-v1"
@@ -94,6 +97,7 @@ class Config:
     normalize_advantages: bool = True
     clip_value: bool = True
     orthogonal_init: bool = True
+    recompute_advantages: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -108,64 +112,56 @@ class Config:
         return max(1, self.total_timesteps // self.batch_size)
 
     def validate(self) -> None:
-        for name in ("num_envs", "num_steps", "num_minibatches", "update_epochs"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"Config.{name} must be a positive int, got {v!r}")
+        name = type(self).__name__
+        for f in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}.{f} must be a positive int, got {v!r}")
         if self.batch_size % self.num_minibatches:
             raise ValueError(
                 f"num_envs * num_steps ({self.batch_size}) must be divisible by "
                 f"num_minibatches ({self.num_minibatches})"
             )
+        if self.recompute_advantages and self.num_envs % self.num_minibatches:
+            raise ValueError(
+                f"{name}.recompute_advantages: num_envs ({self.num_envs}) must be divisible by "
+                f"num_minibatches ({self.num_minibatches}) (minibatches are whole trajectories)"
+            )
         if self.policy not in ("auto", "categorical", "gaussian", "tanh_gaussian"):
             raise ValueError(
-                f"Config.policy must be one of auto, categorical, gaussian, tanh_gaussian; "
+                f"{name}.policy must be one of auto, categorical, gaussian, tanh_gaussian; "
                 f"got {self.policy!r}"
             )
+        if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in self.hidden):
+            raise ValueError(f"{name}.hidden must be positive ints, got {self.hidden!r}")
 
 
 @tree.struct
-class HParams:
+class HParams(common.HParams):
     """Sweepable PPO hyperparameters, each a 0-d float tensor (vmap adds a member dim).
 
+    Defaults are CleanRL's/PureJaxRL's CartPole settings.
+
     Attributes:
-      lr: Adam learning rate (annealed linearly to 0 when ``Config.anneal_lr``).
+      lr: the default optimizer's learning rate (annealed linearly to 0 when
+        ``Config.anneal_lr``); see :data:`OPTIMIZER_HPARAMS`.
       gamma: discount; gae_lambda: GAE lambda.
       clip_eps: surrogate (and value, when ``Config.clip_value``) clip range.
       vf_coef, ent_coef: weights of the value loss and the entropy bonus.
-      max_grad_norm: global gradient-norm clip.
+      max_grad_norm: the default optimizer's global gradient-norm clip.
     """
 
-    lr: torch.Tensor
-    gamma: torch.Tensor
-    gae_lambda: torch.Tensor
-    clip_eps: torch.Tensor
-    vf_coef: torch.Tensor
-    ent_coef: torch.Tensor
-    max_grad_norm: torch.Tensor
+    lr: torch.Tensor = hparam(2.5e-3, low=0.0, low_open=True)
+    gamma: torch.Tensor = hparam(0.99, low=0.0, high=1.0)
+    gae_lambda: torch.Tensor = hparam(0.95, low=0.0, high=1.0)
+    clip_eps: torch.Tensor = hparam(0.2, low=0.0, low_open=True)
+    vf_coef: torch.Tensor = hparam(0.5, low=0.0)
+    ent_coef: torch.Tensor = hparam(0.01, low=0.0)
+    max_grad_norm: torch.Tensor = hparam(0.5, low=0.0, low_open=True)
 
-    @classmethod
-    def create(cls, **overrides: Any) -> HParams:
-        """Defaults (CleanRL/PureJaxRL's CartPole settings) with ``overrides`` applied."""
-        defaults = dict(
-            lr=2.5e-3,
-            gamma=0.99,
-            gae_lambda=0.95,
-            clip_eps=0.2,
-            vf_coef=0.5,
-            ent_coef=0.01,
-            max_grad_norm=0.5,
-        )
-        return hparams_from_kwargs(cls, defaults, overrides)
 
-    def check(self) -> None:
-        """Eager range checks; ``ValueError`` names the field and the allowed range."""
-        check_hparams_fields(
-            self,
-            positive=("lr", "clip_eps", "max_grad_norm"),
-            unit=("gamma", "gae_lambda"),
-            nonnegative=("vf_coef", "ent_coef"),
-        )
+#: The default optimizer's hyperparameters set from HParams (optimizer name -> field).
+OPTIMIZER_HPARAMS: common.OptimizerHParams = {"lr": "lr", "max_norm": "max_grad_norm"}
 
 
 @tree.struct
@@ -182,12 +178,13 @@ class TrainState(tree.Struct):
 
 @tree.struct
 class Batch(tree.Struct):
-    """A flattened rollout ready for minibatch learning.
+    """A rollout ready for minibatch learning.
 
     Attributes:
-      data: ``obs``, ``action``, ``logp``, ``value``, ``advantage``, ``target``, each with
-        leading dim ``num_envs * num_steps`` (a minibatch has the same keys).
-      perms: ``[update_epochs, num_envs * num_steps]``: one shuffle per epoch.
+      data: once per rollout, ``obs``, ``action``, ``logp``, ``value``, ``advantage``,
+        ``target`` with leading dim ``num_envs * num_steps``; with
+        ``Config.recompute_advantages``, the trajectory fields ``[num_steps, num_envs, ...]``.
+      perms: ``[update_epochs, n]``: one shuffle per epoch (of transitions, or of envs).
       step: minibatch counter within this update (0-d int64).
     """
 
@@ -197,14 +194,22 @@ class Batch(tree.Struct):
 
 
 class Networks(NamedTuple):
-    """The two networks and how the actor's output becomes a distribution."""
+    """PPO's networks and how the actor's output becomes a distribution.
+
+    Attributes:
+      actor: ``apply(params, obs [..., obs_dim]) -> out``.
+      critic: ``apply(params, obs [..., obs_dim]) -> v [...]``.
+      distribution: ``out -> `` a ``funrl.distributions`` object (``sample``,
+        ``log_prob``, ``entropy``, ``mode``).
+    """
 
     actor: fnn.Model
     critic: fnn.Model
     distribution: Callable[[Any], Any]
 
 
-def _networks(config: Config, obs_dim: int, action_space: Any) -> Networks:
+def default_networks(config: Config, obs_dim: int, action_space: Any) -> Networks:
+    """The actor, critic and distribution ``config`` describes."""
     init = "orthogonal" if config.orthogonal_init else "default"
     h, act = config.hidden, config.activation
     critic = fnn.value_net(obs_dim, h, act, init=init)
@@ -221,47 +226,32 @@ def _networks(config: Config, obs_dim: int, action_space: Any) -> Networks:
     if not isinstance(action_space, Box):
         raise ValueError(f"policy {kind!r} needs a Box action space, got {action_space}")
     act_dim = action_space.shape[0]
-    if kind == "gaussian":
-        actor = fnn.gaussian_policy(obs_dim, act_dim, h, activation=act, init=init)
-        return Networks(actor, critic, lambda out: D.DiagNormal(out[0], torch.exp(out[1])))
     actor = fnn.gaussian_policy(obs_dim, act_dim, h, activation=act, init=init)
+    if kind == "gaussian":
+        return Networks(actor, critic, lambda out: D.DiagNormal(out[0], torch.exp(out[1])))
     return Networks(actor, critic, lambda out: D.TanhNormal(out[0], torch.exp(out[1])))
 
 
-# HParams field names of optimizer hyperparameters whose optimizer name differs.
-_OPT_HPARAM_NAMES = {"max_norm": "max_grad_norm"}
-
-
-def sync_optimizer_hparams(opt_state: Any, hp: Any, lr: torch.Tensor) -> Any:
-    """``opt_state`` with every optimizer hyperparameter that ``hp`` has set from it.
-
-    ``lr`` is given apart (it may be annealed); ``max_norm`` comes from ``max_grad_norm``.
-    """
-    values = {"lr": lr}
-    for name in optim.hparams(opt_state):
-        field = _OPT_HPARAM_NAMES.get(name, name)
-        if name != "lr" and hasattr(hp, field):
-            values[name] = getattr(hp, field)
-    return optim.set_hparams(opt_state, **values)
-
-
 def gae_advantages(
-    traj: Transition, v_tp1: torch.Tensor, hp: HParams
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The default advantage estimator: GAE; returns ``(advantages, value_targets)``.
+    nets: Networks, config: Config, params: dict[str, Any], traj: Transition, hp: Any
+) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """The default advantage estimator: GAE; returns ``(advantages, value_targets, metrics)``.
 
-    ``traj`` fields are ``[T, num_envs]``; ``traj.extras["value"]`` holds V(obs_t) and
-    ``v_tp1`` V(true next obs_t).  Swap in any ``(traj, v_tp1, hp) -> (adv, target)``.
+    ``traj`` fields are ``[T, n]`` (time first); ``traj.extras`` holds the behaviour
+    policy's ``logp`` and the critic's ``value`` at collection time.  ``params`` are the
+    current parameters (``critic`` values the true next observations).  Swap in any
+    function with this signature.
     """
     v_t = traj.extras["value"]
+    v_tp1 = nets.critic.apply(params["critic"], traj.next_obs)
     adv = returns.gae(
         traj.reward, v_t, v_tp1, traj.terminated, traj.truncated, hp.gamma, hp.gae_lambda
     )
-    return adv, adv + v_t
+    return adv, adv + v_t, {}
 
 
 def ppo_loss(
-    nets: Networks, config: Config, params: dict[str, Any], mb: dict[str, torch.Tensor], hp: HParams
+    nets: Networks, config: Config, params: dict[str, Any], mb: dict[str, torch.Tensor], hp: Any
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate + (clipped) value loss - entropy bonus, on one minibatch.
 
@@ -300,46 +290,84 @@ def _entropy(dist: Any, logp: torch.Tensor) -> torch.Tensor:
     return dist.entropy()
 
 
+_TRAJ = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
+
+
+def _trajectory(data: dict[str, torch.Tensor]) -> Transition:
+    """The ``Transition`` (no info) of :class:`Batch` data kept as trajectories."""
+    extras = {"logp": data["logp"], "value": data["value"]}
+    d = data
+    return Transition(d["obs"], d["action"], d["reward"], d["terminated"], d["truncated"],
+                      d["next_obs"], extras, {})  # fmt: skip
+
+
 def make(
     config: Config,
     *,
-    units: UnitTransform = eager,
-    advantage_fn: Callable[[Transition, torch.Tensor, HParams], tuple[torch.Tensor, torch.Tensor]]
-    | None = None,
+    networks: Networks | None = None,
+    advantage_fn: Callable[..., tuple[torch.Tensor, torch.Tensor, dict]] | None = None,
     loss_fn: Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]] | None = None,
     optimizer: optim.GradientTransformation | None = None,
+    optimizer_hparams: common.OptimizerHParams | None = None,
+    hparams_cls: type = HParams,
+    units: UnitTransform = eager,
     name: str = "ppo",
 ) -> Algo:
     """Build PPO's pure functions for ``config``.
 
     Args:
       config: static settings.
-      units: how each compute unit is transformed (``funrl.algos.units``: eager,
-        compiled, population).
-      advantage_fn: ``(traj, v_tp1, hp) -> (advantages, targets)``; default
-        :func:`gae_advantages`.
+      networks: :class:`Networks`; default :func:`default_networks`.
+      advantage_fn: ``(nets, config, params, traj, hp) -> (advantages, targets, metrics)``
+        on a ``[T, n]`` trajectory; default :func:`gae_advantages`.
       loss_fn: ``(nets, config, params, minibatch, hp) -> (loss, metrics)``; default
         :func:`ppo_loss`.
-      optimizer: default ``chain(clip_by_global_norm, adam(eps=1e-5))``; its ``lr`` and
-        ``max_norm`` hyperparameters are set from ``hp.lr`` / ``hp.max_grad_norm``.
+      optimizer: default ``chain(clip_by_global_norm, adam(eps=1e-5))``.
+      optimizer_hparams: which HParams field sets which optimizer hyperparameter; default
+        :data:`OPTIMIZER_HPARAMS` for the default optimizer, none for yours (its values
+        are used as given; map ``lr`` to anneal it).
+      hparams_cls: :class:`HParams` or a subclass with the fields your parts read.
+      units: how each compute unit is transformed (``funrl.algos.units``: eager,
+        compiled, population).
       name: the algorithm's name in logs.
 
     Returns:
       :class:`funrl.algos.common.Algo` with ``init(key, hp)``, ``update(state, hp)``,
       ``act(act_params, obs, key, deterministic)`` and ``act_params(state)``.
+
+    Raises:
+      ValueError: a bad config, or a part that fails on example inputs (wrong signature,
+        output shape, a field ``hparams_cls`` lacks).
     """
     config.validate()
-    parts = dict(
-        units=units, advantage_fn=advantage_fn, loss_fn=loss_fn, optimizer=optimizer, name=name
-    )
+    parts = dict(networks=networks, advantage_fn=advantage_fn, loss_fn=loss_fn,
+                 optimizer=optimizer, optimizer_hparams=optimizer_hparams,
+                 hparams_cls=hparams_cls, units=units, name=name)  # fmt: skip
+    where = f"{name}.make"
     advantage_fn = advantage_fn or gae_advantages
     loss_fn = loss_fn or ppo_loss
-    stack = make_env_stack(
+    stack = common.make_env_stack(
         config.env, config.num_envs, config.policy, config.normalize_obs, config.normalize_reward
     )
-    nets = _networks(config, stack.obs_dim, stack.action_space)
-    opt = optimizer or optim.chain(optim.clip_by_global_norm(0.5), optim.adam(2.5e-4, eps=1e-5))
+    nets = networks or default_networks(config, stack.obs_dim, stack.action_space)
+    opt, table = common.resolve_optimizer(
+        where,
+        optimizer,
+        optimizer_hparams,
+        lambda: optim.chain(optim.clip_by_global_norm(0.5), optim.adam(2.5e-3, eps=1e-5)),
+        OPTIMIZER_HPARAMS,
+    )
+    parts.update(optimizer=opt, optimizer_hparams=table)  # remake keeps them
+    if config.anneal_lr and "lr" not in table:
+        raise ValueError(
+            f"{where}: Config.anneal_lr anneals the optimizer's lr from HParams.lr, but "
+            "optimizer_hparams maps no 'lr'; pass optimizer_hparams={'lr': 'lr', ...} or "
+            "Config(anneal_lr=False) (and put a schedule in your optimizer)"
+        )
+    common.check_hparams_cls(where, hparams_cls, HParams, table.values())
+    _check_parts(where, config, nets, advantage_fn, loss_fn, stack, hparams_cls)
     T, E, M = config.num_steps, config.update_epochs, config.num_minibatches
+    per_minibatch = config.recompute_advantages
 
     def policy(params: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         dist = nets.distribution(nets.actor.apply(params["actor"], obs))
@@ -349,19 +377,13 @@ def make(
 
     env_step = collectors.make_step(stack.env, policy)
 
-    def init(key: torch.Tensor, hp: HParams) -> TrainState:
+    def init(key: torch.Tensor, hp: Any) -> TrainState:
         k_actor, k_critic, k_env, k_state = R.split(key, 4)
         params = {"actor": nets.actor.init(k_actor), "critic": nets.critic.init(k_critic)}
-        opt_state = sync_optimizer_hparams(opt.init(params), hp, hp.lr)
+        opt_state = common.set_optimizer_hparams(opt.init(params), table, hp)
         collector = collectors.init(stack.env, stack.env_params, k_env)
-        return TrainState(
-            params,
-            opt_state,
-            collector,
-            stack.env_params,
-            torch.zeros((), dtype=torch.int64),
-            k_state,
-        )
+        step = torch.zeros((), dtype=torch.int64, device=k_state.device)
+        return TrainState(params, opt_state, collector, stack.env_params, step, k_state)
 
     def collect_step(
         collector: CollectorState, params: dict[str, Any], env_params: Any
@@ -369,48 +391,69 @@ def make(
         # Only what acting needs crosses the unit boundary: fewer tensors to guard and pass.
         return env_step(collector, params, env_params)
 
-    def prepare(state: TrainState, traj: Transition, hp: HParams) -> tuple[TrainState, Batch, Any]:
-        v_tp1 = nets.critic.apply(state.params["critic"], traj.next_obs)
-        adv, target = advantage_fn(traj, v_tp1, hp)
+    def prepare(state: TrainState, traj: Transition, hp: Any) -> tuple[TrainState, Batch, Any]:
         k_perm, k_next = R.split(state.key)
-        n = T * config.num_envs
-        perms = torch.argsort(R.bits(k_perm, (E, n)), dim=-1)
-        flat = lambda x: x.reshape(n, *x.shape[2:])  # noqa: E731
-        data = {
-            "obs": traj.obs,
-            "action": traj.action,
-            "logp": traj.extras["logp"],
-            "value": traj.extras["value"],
-            "advantage": adv,
-            "target": target,
-        }
-        batch = Batch(tree.map(flat, data), perms, torch.zeros((), dtype=torch.int64))
-        lr = hp.lr
+        metrics = common.episode_metrics(traj.info)
+        if per_minibatch:  # trajectories kept whole; shuffles of envs
+            data = {f: getattr(traj, f) for f in _TRAJ}
+            data.update(logp=traj.extras["logp"], value=traj.extras["value"])
+            perms = torch.argsort(R.bits(k_perm, (E, config.num_envs)), dim=-1)
+        else:
+            adv, target, m_adv = advantage_fn(nets, config, state.params, traj, hp)
+            metrics.update(m_adv)
+            n = T * config.num_envs
+            perms = torch.argsort(R.bits(k_perm, (E, n)), dim=-1)
+            flat = lambda x: x.reshape(n, *x.shape[2:])  # noqa: E731
+            data = {
+                "obs": traj.obs,
+                "action": traj.action,
+                "logp": traj.extras["logp"],
+                "value": traj.extras["value"],
+                "advantage": adv,
+                "target": target,
+            }
+            data = tree.map(flat, data)
+        batch = Batch(data, perms, torch.zeros((), dtype=torch.int64, device=perms.device))
+        lr = hp.lr if "lr" in table else None
         if config.anneal_lr:
             frac = 1.0 - state.update_step.to(hp.lr.dtype) / config.num_updates
             lr = hp.lr * torch.clamp(frac, min=0.0)
-        opt_state = sync_optimizer_hparams(state.opt_state, hp, lr)
+        values = {} if lr is None else {"lr": lr}
+        opt_state = common.set_optimizer_hparams(state.opt_state, table, hp, **values)
         state = state.replace(opt_state=opt_state, key=k_next)
-        return state, batch, episode_metrics(traj.info)
+        return state, batch, metrics
 
-    def learn_step(
-        state: TrainState, batch: Batch, hp: HParams
-    ) -> tuple[TrainState, Batch, dict[str, torch.Tensor]]:
+    def minibatch_of(
+        state: TrainState, batch: Batch, hp: Any
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         rows = batch.perms.reshape(E * M, -1)  # row e*M + m: minibatch m of epoch e
         idx = torch.index_select(rows, 0, batch.step.reshape(1))[0]
-        minibatch = tree.map(lambda x: x[idx], batch.data)
+        if not per_minibatch:
+            return tree.map(lambda x: x[idx], batch.data), {}
+        traj = _trajectory(tree.map(lambda x: x[:, idx], batch.data))
+        adv, target, m_adv = advantage_fn(nets, config, state.params, traj, hp)
+        n = T * idx.shape[0]
+        mb = {"obs": traj.obs, "action": traj.action, "logp": traj.extras["logp"],
+              "value": traj.extras["value"], "advantage": adv, "target": target}  # fmt: skip
+        return tree.map(lambda x: x.reshape(n, *x.shape[2:]), mb), m_adv
+
+    def learn_step(
+        state: TrainState, batch: Batch, hp: Any
+    ) -> tuple[TrainState, Batch, dict[str, torch.Tensor]]:
+        minibatch, m_adv = minibatch_of(state, batch, hp)
         grad_fn = torch.func.grad(lambda p: loss_fn(nets, config, p, minibatch, hp), has_aux=True)
         grads, metrics = grad_fn(state.params)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optim.apply_updates(state.params, updates)
         metrics["grad_norm"] = tree.global_norm(grads)
+        metrics.update(m_adv)
         return (
             state.replace(params=params, opt_state=opt_state),
             batch.replace(step=batch.step + 1),
             metrics,
         )
 
-    def finish(state: TrainState, hp: HParams) -> TrainState:
+    def finish(state: TrainState, hp: Any) -> TrainState:
         return state.replace(update_step=state.update_step + 1)
 
     u_collect = units(collect_step, "collect")
@@ -419,7 +462,7 @@ def make(
     u_learn = units(learn_step, "learn")
     u_finish = units(finish, "finish")
 
-    def update(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
+    def update(state: TrainState, hp: Any) -> tuple[TrainState, dict[str, torch.Tensor]]:
         transitions = []
         collector = state.collector
         for _ in range(T):
@@ -448,7 +491,7 @@ def make(
         key: torch.Tensor | None = None,
         deterministic: bool = True,
     ) -> torch.Tensor:
-        obs = normalize_obs_for_act(stack, params.get("obs_norm"), obs)
+        obs = common.normalize_obs_for_act(stack, params.get("obs_norm"), obs)
         dist = nets.distribution(nets.actor.apply(params["actor"], obs))
         if deterministic or key is None:
             return dist.mode()
@@ -462,9 +505,51 @@ def make(
         act=act,
         act_params=act_params,
         env_stack=stack,
-        hparams_cls=HParams,
+        hparams_cls=hparams_cls,
         steps_per_update=config.batch_size,
         networks=nets,
         optimizer=opt,
-        remake=remaker(make, config, parts),
+        remake=common.remaker(make, config, parts),
     )
+
+
+def _check_parts(
+    where: str,
+    config: Config,
+    nets: Networks,
+    advantage_fn: Callable[..., Any],
+    loss_fn: Callable[..., Any],
+    stack: Any,
+    hparams_cls: Any,
+) -> None:
+    """Act, estimate advantages and take the loss once on a 2 x 2 example rollout."""
+    if not isinstance(nets, Networks):
+        raise TypeError(f"{where}: networks must be ppo.Networks(actor, critic, distribution)")
+    k = R.split(R.key(0), 3)
+    params = {
+        "actor": common.check_part(where, "networks.actor.init", nets.actor.init, k[0]),
+        "critic": common.check_part(where, "networks.critic.init", nets.critic.init, k[1]),
+    }
+    obs = torch.zeros(2, 2, stack.obs_dim)
+    out = common.check_part(where, "networks.actor.apply", nets.actor.apply, params["actor"], obs)
+    dist = common.check_part(where, "networks.distribution", nets.distribution, out)
+    action = common.check_part(where, "the distribution's sample", dist.sample, k[2])
+    shape = (2, 2, *stack.action_space.shape)
+    common.expect_shape(where, "actions sampled for obs [2, 2, obs_dim]", action.float(), shape)
+    v = common.check_part(where, "networks.critic.apply", nets.critic.apply, params["critic"], obs)
+    common.expect_shape(where, "networks.critic's values for obs [2, 2, obs_dim]", v, (2, 2))
+    z = torch.zeros(2, 2)
+    never = torch.zeros(2, 2, dtype=torch.bool)
+    traj = Transition(obs, action, z, never, never, obs, {"logp": z, "value": z}, {})
+    hp = hparams_cls.create()
+    out = common.check_part(where, "advantage_fn", advantage_fn, nets, config, params, traj, hp)
+    if not (isinstance(out, tuple) and len(out) == 3 and isinstance(out[2], dict)):
+        raise ValueError(f"{where}: advantage_fn must return (advantages, targets, metrics)")
+    common.expect_shape(where, "advantage_fn's advantages for a [2, 2] rollout", out[0], (2, 2))
+    common.expect_shape(where, "advantage_fn's targets for a [2, 2] rollout", out[1], (2, 2))
+    mb = {"obs": obs[0], "action": action[0], "logp": z[0], "value": z[0],
+          "advantage": z[0] + 1.0, "target": z[0]}  # fmt: skip
+    out = common.check_part(where, "loss_fn", loss_fn, nets, config, params, mb, hp)
+    _, aux = common.expect_loss(where, "loss_fn", out)
+    if not isinstance(aux, dict):
+        raise ValueError(f"{where}: loss_fn must return (loss, dict of metrics)")

@@ -19,8 +19,11 @@ env's bounds), twin critics ``Q(s, a)``, target entropy ``-target_entropy_scale 
 Discrete actions: a categorical policy, twin critics ``Q(s, .)``, exact expectations over
 actions, target entropy ``target_entropy_scale * log(A)``.
 
-The off-policy plumbing (replay collection unit, Polyak averaging, sampling with a
-placeholder before learning) is shared with :mod:`funrl.algos.td3` and :mod:`funrl.algos.ddpg`.
+Parts (:func:`make`): ``networks=Networks(actor=..., critic=...)`` (the critic an
+ensemble: REDQ's ten critics are ``funrl.nn.ensemble(q, 10)``), ``critic_loss_fn`` and
+``actor_loss_fn`` (signatures of :func:`critic_loss` / :func:`actor_loss`, which see the
+whole ensemble), ``optimizer`` and ``optimizer_hparams``.  The loop is
+:mod:`funrl.algos.offpolicy`'s.
 
 Example::
 
@@ -46,380 +49,109 @@ from typing import Any, NamedTuple
 
 import torch
 
-from funrl import buffers, collectors, losses, optim, tree
 from funrl import distributions as D
+from funrl import losses, optim, tree
 from funrl import nn as fnn
 from funrl import random as R
-from funrl.algos.common import (
-    Algo,
-    EnvStack,
-    check_hparams_fields,
-    episode_metrics,
-    hparams_from_kwargs,
-    make_env_stack,
-    remaker,
-)
+from funrl.algos import common, offpolicy
+from funrl.algos.common import Algo, hparam
 from funrl.algos.units import UnitTransform, eager
-from funrl.collectors import CollectorState
 from funrl.envs.spaces import Box, Discrete
-from funrl.losses._checks import is_concrete
 
 __all__ = [
+    "OPTIMIZER_HPARAMS",
     "Config",
     "DiscreteHParams",
     "HParams",
+    "Networks",
     "TrainState",
+    "actor_loss",
+    "critic_loss",
+    "default_networks",
     "make",
-    "sample_batch",
-    "soft_update",
 ]
 
-
-# --------------------------------------------------------------------------- config
+TrainState = offpolicy.TrainState  # params: actor, critic (ensemble), log_alpha; targets: critic
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """Static off-policy settings (changing one means a new ``make`` and a recompile).
+class Config(offpolicy.Config):
+    """Static SAC settings (see :class:`funrl.algos.offpolicy.Config` for the shared ones).
 
     Attributes:
-      env: a registered env id (``funrl.envs.registered()``).
+      env: a registered env id.
       discrete: discrete SAC (needs a ``Discrete`` action space); else continuous (``Box``).
-      num_envs: parallel envs; one collector step takes ``num_envs`` env steps.
-      train_freq: collector steps per update.
-      gradient_steps: gradient steps per update (UTD ratio ``gradient_steps /
-        (num_envs * train_freq)``).
-      buffer_size: replay capacity in transitions.  Every add writes the buffer out of
-        place (pure state: the whole buffer is copied, ~36 bytes per transition for
-        Pendulum), so keep it near the number of steps you will take.
-      batch_size: transitions per gradient step.
-      learning_starts: env steps (over all envs) of uniform random actions before the
-        first gradient step.
-      total_timesteps: training length in env steps (sets ``num_updates``).
-      hidden, activation: actor and critic MLPs (separate networks).
+      hidden, activation: the default actor and twin critics.
       autotune: learn the temperature; else it stays ``HParams.alpha``.
     """
 
     env: str = "Pendulum-v1"
     discrete: bool = False
-    num_envs: int = 1
-    train_freq: int = 1
-    gradient_steps: int = 1
-    buffer_size: int = 100_000
-    batch_size: int = 256
-    learning_starts: int = 5_000
-    total_timesteps: int = 100_000
-    hidden: tuple[int, ...] = (256, 256)
-    activation: str = "relu"
     autotune: bool = True
-
-    @property
-    def steps_per_update(self) -> int:
-        return self.num_envs * self.train_freq
-
-    @property
-    def num_updates(self) -> int:
-        return max(1, self.total_timesteps // self.steps_per_update)
-
-    def validate(self) -> None:
-        validate_offpolicy_config(self)
-
-
-def validate_offpolicy_config(config: Any) -> None:
-    """Shared checks of off-policy Configs; ``ValueError`` names the field."""
-    for name in ("num_envs", "train_freq", "gradient_steps", "buffer_size", "batch_size"):
-        v = getattr(config, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{type(config).__name__}.{name} must be a positive int, got {v!r}")
-    for name in ("learning_starts", "total_timesteps"):
-        v = getattr(config, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{type(config).__name__}.{name} must be an int >= 0, got {v!r}")
-    if config.buffer_size < max(config.batch_size, config.num_envs):
-        raise ValueError(
-            f"buffer_size ({config.buffer_size}) must be >= batch_size ({config.batch_size}) "
-            f"and >= num_envs ({config.num_envs})"
-        )
-    if not all(isinstance(h, int) and h > 0 for h in config.hidden):
-        raise ValueError(f"hidden must be positive ints, got {config.hidden!r}")
-
-
-# --------------------------------------------------------------------------- hparams
-
-_DEFAULTS = dict(
-    actor_lr=3e-4,
-    critic_lr=1e-3,
-    alpha_lr=1e-3,
-    gamma=0.99,
-    tau=0.005,
-    alpha=1.0,
-    target_entropy_scale=1.0,
-)
 
 
 @tree.struct
-class HParams(tree.Struct):
+class HParams(common.HParams):
     """Sweepable SAC hyperparameters, each a 0-d float tensor (vmap adds a member dim).
 
     Attributes:
-      actor_lr, critic_lr, alpha_lr: Adam learning rates (policy, twin critics, log-alpha).
+      actor_lr, critic_lr, alpha_lr: Adam learning rates (policy, critics, log-alpha), see
+        :data:`OPTIMIZER_HPARAMS`.
       gamma: discount; tau: Polyak rate of the target critics (``1`` copies).
       alpha: the initial temperature with ``Config.autotune``, else the fixed one.
       target_entropy_scale: continuous: target entropy ``-scale * act_dim``; discrete:
         ``scale * log(A)`` (default 0.89 in :class:`DiscreteHParams`).
     """
 
-    actor_lr: torch.Tensor
-    critic_lr: torch.Tensor
-    alpha_lr: torch.Tensor
-    gamma: torch.Tensor
-    tau: torch.Tensor
-    alpha: torch.Tensor
-    target_entropy_scale: torch.Tensor
-
-    @classmethod
-    def create(cls, **overrides: Any) -> HParams:
-        """Defaults (CleanRL's continuous SAC) with ``overrides`` applied."""
-        return hparams_from_kwargs(cls, dict(_DEFAULTS), overrides)
-
-    def check(self) -> None:
-        """Eager range checks; ``ValueError`` names the field and the allowed range."""
-        check_hparams_fields(
-            self,
-            positive=("actor_lr", "critic_lr", "alpha_lr", "alpha", "tau"),
-            unit=("gamma", "tau"),
-            nonnegative=("target_entropy_scale",),
-        )
+    actor_lr: torch.Tensor = hparam(3e-4, low=0.0, low_open=True)
+    critic_lr: torch.Tensor = hparam(1e-3, low=0.0, low_open=True)
+    alpha_lr: torch.Tensor = hparam(1e-3, low=0.0, low_open=True)
+    gamma: torch.Tensor = hparam(0.99, low=0.0, high=1.0)
+    tau: torch.Tensor = hparam(0.005, low=0.0, high=1.0, low_open=True)
+    alpha: torch.Tensor = hparam(1.0, low=0.0, low_open=True)
+    target_entropy_scale: torch.Tensor = hparam(1.0, low=0.0)
 
 
 @tree.struct
 class DiscreteHParams(HParams):
     """:class:`HParams` with discrete SAC's defaults (target entropy ``0.89 log A``, lr 3e-4)."""
 
-    @classmethod
-    def create(cls, **overrides: Any) -> DiscreteHParams:
-        defaults = {**_DEFAULTS, "critic_lr": 3e-4, "alpha_lr": 3e-4, "target_entropy_scale": 0.89}
-        return hparams_from_kwargs(cls, defaults, overrides)
+    critic_lr: torch.Tensor = hparam(3e-4, low=0.0, low_open=True)
+    alpha_lr: torch.Tensor = hparam(3e-4, low=0.0, low_open=True)
+    target_entropy_scale: torch.Tensor = hparam(0.89, low=0.0)
 
 
-@tree.struct
-class TrainState(tree.Struct):
-    """Everything SAC carries between updates (a pytree of tensors).
-
-    Attributes:
-      params: ``actor``, ``critic`` (twin, leading dim 2) and ``log_alpha`` (0-d).
-      target_params: ``critic``.
-      opt_state: ``actor``, ``critic``, ``alpha``.
-      buffer: the replay buffer (``obs``, ``action``, ``reward``, ``next_obs``, ``terminated``).
-      collector: env state, current obs and the collector's key.
-      global_step: env steps taken over all envs (0-d int64).
-      grad_step: gradient steps taken (masked ones, before learning starts, not counted).
-      key: the learner's key.
-    """
-
-    params: dict[str, Any]
-    target_params: dict[str, Any]
-    opt_state: dict[str, Any]
-    buffer: buffers.ReplayState
-    collector: CollectorState
-    env_params: Any
-    global_step: torch.Tensor
-    grad_step: torch.Tensor
-    key: torch.Tensor
-
-
-# --------------------------------------------------------------------------- shared plumbing
-
-
-def soft_update(target: Any, online: Any, tau: torch.Tensor | float) -> Any:
-    """Polyak averaging ``tau * online + (1 - tau) * target`` leaf by leaf.
-
-    The form of optax's ``incremental_update`` and SB3's ``polyak_update``; ``tau = 1``
-    copies ``online`` exactly (a hard target update).
-
-    Args:
-      target, online: pytrees of float tensors with the same structure.
-      tau: 0-d rate in ``[0, 1]``; ``1`` copies ``online``.
-
-    Example::
-
-        >>> import torch
-        >>> soft_update({"w": torch.zeros(2)}, {"w": torch.ones(2)}, 0.25)["w"].tolist()
-        [0.25, 0.25]
-    """
-    return tree.map(lambda t, o: tau * o + (1 - tau) * t, target, online)
-
-
-def contiguous(x: Any) -> Any:
-    """Every tensor leaf of ``x`` (1-d or more) cloned into row-major strides.
-
-    Compiled units guard on input strides: an expanded leaf (stride 0) from an env reset, or
-    a transposed gradient layout carried into Adam's moments, would make the second call
-    recompile.  ``Tensor.contiguous`` is not enough (it keeps the strides of size-1 dims,
-    which the guards compare, and a compiled graph may lay an output out differently from
-    what tracing saw), so units return explicit row-major clones (a cheap copy of small
-    networks' parameters).
-    """
-
-    def fix(t: Any) -> Any:
-        if not isinstance(t, torch.Tensor) or t.ndim < 1:
-            return t.contiguous() if isinstance(t, torch.Tensor) else t
-        return t.clone(memory_format=torch.contiguous_format)
-
-    return tree.map(fix, x)
-
-
-def learning_mask(state: Any, config: Any) -> torch.Tensor:
-    """0-d bool: gradient steps count (``global_step >= learning_starts`` and a full batch)."""
-    return (state.global_step >= config.learning_starts) & buffers.can_sample(
-        state.buffer, config.batch_size
-    )
-
-
-def sample_batch(
-    buffer: buffers.ReplayState, key: torch.Tensor, batch_size: int, learning: torch.Tensor
-) -> Any:
-    """A replay batch, or a placeholder batch (any slots, to be discarded) while not ``learning``.
-
-    The placeholder samples as if the buffer were full, so the eager "too few filled slots"
-    check of :func:`funrl.buffers.sample` does not fire while the result is masked out.
-    """
-    cap = buffers.capacity_of(buffer)
-    size = torch.where(learning, buffer.size, torch.full_like(buffer.size, cap))
-    return buffers.sample(buffers.ReplayState(buffer.data, buffer.pos, size), key, batch_size)
-
-
-def mask_metrics(
-    metrics: dict[str, torch.Tensor], learning: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """``metrics`` with NaN where ``learning`` is False (a discarded gradient step)."""
-    return {
-        k: torch.where(learning, v, torch.full_like(v, float("nan"))) for k, v in metrics.items()
-    }
-
-
-def example_transition(stack: EnvStack) -> dict[str, torch.Tensor]:
-    """One zero transition shaped as the buffer stores it (no batch dim)."""
-    space = stack.action_space
-    if isinstance(space, Discrete):
-        action = torch.zeros((), dtype=torch.int64)
-    else:
-        action = torch.zeros(space.shape, dtype=torch.float32)
-    obs = torch.zeros(stack.obs_dim, dtype=torch.float32)
-    return {
-        "obs": obs,
-        "action": action,
-        "reward": torch.zeros(()),
-        "next_obs": obs.clone(),
-        "terminated": torch.zeros((), dtype=torch.bool),
-    }
-
-
-def make_collect(
-    stack: EnvStack,
-    policy: Callable[
-        [Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]
-    ],
-    policy_params: Callable[[Any, Any], Any],
-) -> Callable[[Any, Any], tuple[Any, dict[str, torch.Tensor]]]:
-    """The collect unit ``collect(state, hp) -> (state, info)``: one step of every env, its
-    transitions added to ``state.buffer``, ``state.global_step`` advanced by ``num_envs``.
-
-    ``policy(pp, obs, key) -> (action, extras)`` with ``pp = policy_params(state, hp)``;
-    ``info`` holds the step's ``episode_done``, ``episode_return`` and ``episode_length``.
-    """
-    env_step = collectors.make_step(stack.env, policy)
-
-    def collect(state: Any, hp: Any) -> tuple[Any, dict[str, torch.Tensor]]:
-        carry, tr = env_step(state.collector, policy_params(state, hp), state.env_params)
-        data = {
-            "obs": tr.obs,
-            "action": tr.action,
-            "reward": tr.reward.to(torch.float32),
-            "next_obs": tr.next_obs,
-            "terminated": tr.terminated,
-        }
-        num_envs = tr.reward.shape[0]
-        state = state.replace(
-            collector=carry,
-            buffer=buffers.add(state.buffer, data),
-            global_step=state.global_step + num_envs,
-        )
-        info = {k: tr.info[k] for k in ("episode_done", "episode_return", "episode_length")}
-        return state, info
-
-    return collect
-
-
-def check_action_space(stack: EnvStack, discrete: bool, algo: str) -> None:
-    """``ValueError`` unless the env's action space is ``Discrete`` (``discrete``) or a 1-d ``Box``."""
-    space = stack.action_space
-    if discrete and not isinstance(space, Discrete):
-        raise ValueError(f"{algo} (discrete) needs a Discrete action space, got {space}")
-    if not discrete and not (isinstance(space, Box) and len(space.shape) == 1):
-        hint = "; use sac.Config(discrete=True) for discrete SAC" if algo == "SAC" else ""
-        raise ValueError(f"{algo} (continuous) needs a 1-d Box action space, got {space}{hint}")
-
-
-def check_hparams_if_concrete(hp: Any) -> None:
-    """``hp.check()`` when its values can be read (eager, not vmapped, not traced)."""
-    if is_concrete(tree.leaves(hp)[0]):
-        hp.check()
-
-
-def offpolicy_update(
-    config: Any,
-    u_collect: Callable[..., Any],
-    u_stack: Callable[..., Any],
-    u_learns: Callable[[int], Callable[..., Any]],
-    u_finish: Callable[..., Any],
-) -> Callable[[Any, Any], tuple[Any, dict[str, torch.Tensor]]]:
-    """The host loop of one update: ``train_freq`` collect units, then ``gradient_steps``
-    learn units (``u_learns(j)`` is the unit for gradient step ``j`` of the update), then finish.
-
-    Learn metrics are averaged over the update's gradient steps, ignoring NaN (steps that
-    were masked out or did not take that step); all-NaN stays NaN."""
-
-    def update(state: Any, hp: Any) -> tuple[Any, dict[str, torch.Tensor]]:
-        infos = []
-        for _ in range(config.train_freq):
-            state, info = u_collect(state, hp)
-            infos.append(info)
-        learn_metrics = []
-        for j in range(config.gradient_steps):
-            state, m = u_learns(j)(state, hp)
-            learn_metrics.append(m)
-        state, metrics = u_finish(state, u_stack(infos), hp)
-        metrics = dict(metrics)
-        metrics.update(tree.map(lambda *xs: torch.stack(xs).nanmean(0), *learn_metrics))
-        return state, metrics
-
-    return update
-
-
-def finish_unit(
-    state: Any, infos: dict[str, torch.Tensor], hp: Any
-) -> tuple[Any, dict[str, torch.Tensor]]:
-    """Episode statistics over the update's collector steps (``infos`` ``[train_freq, E]``)."""
-    return state, episode_metrics(infos)
-
-
-# --------------------------------------------------------------------------- networks
+#: Per network, the optimizer hyperparameters set from HParams (name -> field).
+OPTIMIZER_HPARAMS: dict[str, common.OptimizerHParams] = {
+    "actor": {"lr": "actor_lr"},
+    "critic": {"lr": "critic_lr"},
+    "alpha": {"lr": "alpha_lr"},
+}
 
 
 class Networks(NamedTuple):
+    """SAC's networks.
+
+    Attributes:
+      actor: continuous ``apply(params, obs) -> (mean, log_std)`` (a tanh-squashed
+        Gaussian), discrete ``apply(params, obs) -> logits``.
+      critic: an ensemble (leading dim ``E``, e.g. ``funrl.nn.ensemble(q, 2)``): continuous
+        ``apply(params, obs, action) -> [E, ...]``, discrete ``apply(params, obs) ->
+        [E, ..., num_actions]``.
+    """
+
     actor: fnn.Model
     critic: fnn.Model
 
 
-def _networks(config: Config, stack: EnvStack) -> Networks:
-    h, act, obs_dim = config.hidden, config.activation, stack.obs_dim
-    space = stack.action_space
+def default_networks(config: Config, obs_dim: int, action_space: Any) -> Networks:
+    """Twin critics and the policy ``config`` describes (``hidden``, ``activation``)."""
+    h, act = config.hidden, config.activation
     if config.discrete:
-        actor = fnn.categorical_policy(obs_dim, space.n, h, act)
-        critic = fnn.ensemble(fnn.q_net(obs_dim, space.n, h, activation=act), 2)
+        actor = fnn.categorical_policy(obs_dim, action_space.n, h, act)
+        critic = fnn.ensemble(fnn.q_net(obs_dim, action_space.n, h, activation=act), 2)
     else:
-        act_dim = space.shape[0]
+        act_dim = action_space.shape[0]
         actor = fnn.tanh_gaussian_policy(obs_dim, act_dim, h, activation=act)
         critic = fnn.ensemble(fnn.continuous_q_net(obs_dim, act_dim, h, act), 2)
     return Networks(actor, critic)
@@ -430,122 +162,146 @@ def _tanh_normal(out: tuple[torch.Tensor, torch.Tensor]) -> D.TanhNormal:
     return D.TanhNormal(mean, torch.exp(log_std))
 
 
-# --------------------------------------------------------------------------- losses
-
-
-def _critic_loss_fn(
+def critic_loss(
     nets: Networks,
     config: Config,
-    state: TrainState,
-    b: dict[str, torch.Tensor],
+    critic_params: Any,
+    params: dict[str, Any],
+    target_params: dict[str, Any],
+    batch: dict[str, torch.Tensor],
     key: torch.Tensor,
-    hp: HParams,
+    hp: Any,
     alpha: torch.Tensor,
-) -> Callable[[Any], Any]:
-    """``critic_params -> (loss, diagnostics)``: the soft-Q loss of the twin critics on ``b``.
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The soft-Q loss of the critic ensemble (``critic_params``) on ``batch``.
 
-    Target: ``r + gamma (1 - term) E_{a' ~ pi(s')}[min_e Q'_e(s', a') - alpha log pi(a'|s')]``,
-    one sample of ``a'`` (continuous) or the exact expectation (discrete).
+    Target: ``r + gamma (1 - term) E_{a' ~ pi(s')}[min_e Q'_e(s', a') - alpha log pi(a'|s')]``
+    with the current actor ``params["actor"]`` and the target critics
+    ``target_params["critic"]``: one sample of ``a'`` drawn with ``key`` (continuous) or
+    the exact expectation (discrete).  ``batch``: ``obs, action, reward, next_obs,
+    terminated`` ``[B, ...]``.  Returns ``(loss, 0-d metrics)``.
     """
-    p, target = state.params, state.target_params["critic"]
-    pi_next = nets.actor.apply(p["actor"], b["next_obs"])
+    target = target_params["critic"]
+    pi_next = nets.actor.apply(params["actor"], batch["next_obs"])
     if config.discrete:
         logp_next = torch.log_softmax(pi_next, -1).detach()
-        q_next = nets.critic.apply(target, b["next_obs"]).min(0).values.detach()
-        return lambda cp: losses.sac_discrete_critic_loss(
-            nets.critic.apply(cp, b["obs"]),
-            b["action"],
-            b["reward"],
-            b["terminated"],
-            hp.gamma,
-            q_next,
-            logp_next.exp(),
-            logp_next,
-            alpha,
-        )
+        q_next = nets.critic.apply(target, batch["next_obs"]).min(0).values.detach()
+        return losses.sac_discrete_critic_loss(
+            nets.critic.apply(critic_params, batch["obs"]), batch["action"], batch["reward"],
+            batch["terminated"], hp.gamma, q_next, logp_next.exp(), logp_next, alpha,
+        )  # fmt: skip
     a_next, logp = _tanh_normal(pi_next).sample_and_log_prob(key)
-    q_next = nets.critic.apply(target, b["next_obs"], a_next).min(0).values.detach()
-    return lambda cp: losses.sac_critic_loss(
-        nets.critic.apply(cp, b["obs"], b["action"]),
-        b["reward"],
-        b["terminated"],
-        hp.gamma,
-        q_next,
-        logp.detach(),
-        alpha,
-    )
+    q_next = nets.critic.apply(target, batch["next_obs"], a_next).min(0).values.detach()
+    return losses.sac_critic_loss(
+        nets.critic.apply(critic_params, batch["obs"], batch["action"]), batch["reward"],
+        batch["terminated"], hp.gamma, q_next, logp.detach(), alpha,
+    )  # fmt: skip
 
 
-def _actor_loss_fn(
+def actor_loss(
     nets: Networks,
     config: Config,
-    critic: Any,
+    actor_params: Any,
+    critic_params: Any,
     obs: torch.Tensor,
     key: torch.Tensor,
+    hp: Any,
     alpha: torch.Tensor,
-) -> Callable[[Any], Any]:
-    """``actor_params -> (loss, (diagnostics, logp))``: ``E_s[alpha log pi(a|s) - min_e Q_e(s, a)]``
-    with a reparameterised ``a`` (continuous) or the exact expectation (discrete)."""
+) -> tuple[torch.Tensor, tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """``E_s[alpha log pi(a|s) - min_e Q_e(s, a)]`` through the (just updated) critics.
+
+    A reparameterised ``a`` drawn with ``key`` (continuous) or the exact expectation
+    (discrete).  Returns ``(loss, (0-d metrics, logp))``: ``logp`` (detached; ``[B]``
+    continuous, ``[B, A]`` discrete) feeds the temperature loss.
+    """
     if config.discrete:
-        q = nets.critic.apply(critic, obs).min(0).values.detach()
-
-        def discrete(ap: Any) -> Any:
-            logp = torch.log_softmax(nets.actor.apply(ap, obs), -1)
-            loss, m = losses.sac_discrete_actor_loss(logp.exp(), logp, q, alpha)
-            return loss, (m, logp.detach())
-
-        return discrete
-
-    def continuous(ap: Any) -> Any:
-        a, logp = _tanh_normal(nets.actor.apply(ap, obs)).sample_and_log_prob(key)
-        loss, m = losses.sac_actor_loss(
-            logp, nets.critic.apply(critic, obs, a).min(0).values, alpha
-        )
+        q = nets.critic.apply(critic_params, obs).min(0).values.detach()
+        logp = torch.log_softmax(nets.actor.apply(actor_params, obs), -1)
+        loss, m = losses.sac_discrete_actor_loss(logp.exp(), logp, q, alpha)
         return loss, (m, logp.detach())
+    a, logp = _tanh_normal(nets.actor.apply(actor_params, obs)).sample_and_log_prob(key)
+    q = nets.critic.apply(critic_params, obs, a).min(0).values
+    loss, m = losses.sac_actor_loss(logp, q, alpha)
+    return loss, (m, logp.detach())
 
-    return continuous
 
-
-def _temperature_loss_fn(
-    config: Config, logp: torch.Tensor, target_entropy: torch.Tensor
-) -> Callable[[Any], Any]:
+def _temperature_loss(config: Config, logp: torch.Tensor, target_entropy: Any) -> Callable:
     """``log_alpha -> (loss, diagnostics)``: ``-log_alpha * sg(log pi + target_entropy)``."""
     if config.discrete:
         return lambda la: losses.sac_discrete_temperature_loss(la, logp.exp(), logp, target_entropy)
     return lambda la: losses.sac_temperature_loss(la, logp, target_entropy)
 
 
-def make(config: Config, *, units: UnitTransform = eager, name: str = "sac") -> Algo:
+def _scalars(*dicts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The 0-d entries of ``dicts``, later ones winning on a shared name."""
+    return {k: v for d in dicts for k, v in d.items() if v.ndim == 0}
+
+
+def make(
+    config: Config,
+    *,
+    networks: Networks | None = None,
+    critic_loss_fn: Callable[..., Any] | None = None,
+    actor_loss_fn: Callable[..., Any] | None = None,
+    optimizer: optim.GradientTransformation | dict[str, Any] | None = None,
+    optimizer_hparams: dict[str, common.OptimizerHParams] | None = None,
+    hparams_cls: type | None = None,
+    units: UnitTransform = eager,
+    name: str = "sac",
+) -> Algo:
     """Build SAC's pure functions for ``config`` (continuous, or discrete when ``config.discrete``).
 
     Args:
       config: static settings.
-      units: how each compute unit is transformed (``funrl.algos.units``).
+      networks: ``Networks(actor, critic)``; default :func:`default_networks`.
+      critic_loss_fn, actor_loss_fn: signatures of :func:`critic_loss` / :func:`actor_loss`
+        (the defaults).
+      optimizer: one ``GradientTransformation`` for every network, or a dict ``actor``,
+        ``critic``, ``alpha``; default Adam.
+      optimizer_hparams: per network, which HParams field sets which optimizer
+        hyperparameter; default :data:`OPTIMIZER_HPARAMS` for the default optimizer, none
+        for yours (its values are used as given).
+      hparams_cls: default :class:`HParams` (:class:`DiscreteHParams` when discrete), or a
+        subclass with the fields your parts read.
+      units: how each compute unit runs (``funrl.algos.units``).
       name: the algorithm's name in logs.
 
     Returns:
-      :class:`funrl.algos.common.Algo`; ``init(key, hp)``, ``update(state, hp)``,
-      ``act(act_params, obs, key=None, deterministic=True)`` (actions in ``[-1, 1]`` for
-      continuous envs: the env stack rescales them) and ``act_params(state)``.
+      :class:`funrl.algos.common.Algo`; ``act(act_params, obs, key=None, deterministic=True)``
+      (actions in ``[-1, 1]`` for continuous envs: the env stack rescales them).
 
     Raises:
-      ValueError: a bad config, or an action space that does not fit ``config.discrete``.
+      ValueError: a bad config, an action space that does not fit ``config.discrete``, or a
+        part that fails on example inputs.
     """
     config.validate()
-    stack = make_env_stack(
+    parts = dict(networks=networks, critic_loss_fn=critic_loss_fn, actor_loss_fn=actor_loss_fn,
+                 optimizer=optimizer, optimizer_hparams=optimizer_hparams,
+                 hparams_cls=hparams_cls, units=units, name=name)  # fmt: skip
+    where = f"{name}.make"
+    stack = common.make_env_stack(
         config.env, config.num_envs, "categorical" if config.discrete else "tanh_gaussian"
     )
-    check_action_space(stack, config.discrete, "SAC")
-    nets = _networks(config, stack)
+    _check_action_space(where, stack.action_space, config.discrete)
     space = stack.action_space
+    nets = networks or default_networks(config, stack.obs_dim, space)
+    critic_loss_fn = critic_loss_fn or critic_loss
+    actor_loss_fn = actor_loss_fn or actor_loss
+    hparams_cls = hparams_cls or (DiscreteHParams if config.discrete else HParams)
+    opts, tables = common.resolve_optimizers(
+        where, optimizer, optimizer_hparams, lambda: optim.adam(3e-4), OPTIMIZER_HPARAMS
+    )
+    parts.update(optimizer=opts, optimizer_hparams=tables)  # remake keeps them
+    needed = {"gamma", "tau", "alpha", "target_entropy_scale"}
+    common.check_hparams_cls(
+        where, hparams_cls, HParams, needed.union(*(t.values() for t in tables.values()))
+    )
+    _check_parts(where, config, nets, critic_loss_fn, actor_loss_fn, stack, hparams_cls)
     if config.discrete:
         num_actions = int(space.n)
         base_entropy = math.log(num_actions)
     else:
-        act_dim = int(space.shape[0])
-        base_entropy = -float(act_dim)
-    opt = optim.adam(3e-4)
-    hp_cls = DiscreteHParams if config.discrete else HParams
+        base_entropy = -float(space.shape[0])
 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         k_pi, k_rand = R.split(key)
@@ -558,14 +314,14 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "sac") -> 
             a_rand = R.uniform(k_rand, a_pi.shape, low=-1.0, high=1.0)
         return torch.where(pp["random"], a_rand, a_pi), {}
 
-    def policy_params(state: TrainState, hp: HParams) -> dict[str, Any]:
+    def policy_params(state: Any, hp: Any) -> dict[str, Any]:
         return {
             "actor": state.params["actor"],
             "random": state.global_step < config.learning_starts,
         }
 
-    def init(key: torch.Tensor, hp: HParams) -> TrainState:
-        check_hparams_if_concrete(hp)
+    def init(key: torch.Tensor, hp: Any) -> Any:
+        common.check_hparams_if_concrete(hp)
         k_actor, k_critic, k_env, k_state = R.split(key, 4)
         critic = nets.critic.init(k_critic)
         params = {
@@ -574,88 +330,73 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "sac") -> 
             "log_alpha": torch.log(hp.alpha.to(torch.float32)),
         }
         opt_state = {
-            "actor": optim.set_hparams(opt.init(params["actor"]), lr=hp.actor_lr),
-            "critic": optim.set_hparams(opt.init(critic), lr=hp.critic_lr),
-            "alpha": optim.set_hparams(opt.init(params["log_alpha"]), lr=hp.alpha_lr),
+            n: common.set_optimizer_hparams(opts[n].init(params[p]), tables[n], hp)
+            for n, p in (("actor", "actor"), ("critic", "critic"), ("alpha", "log_alpha"))
         }
-        zero = torch.zeros((), dtype=torch.int64)
-        state = TrainState(
+        return offpolicy.new_state(
+            TrainState,
+            stack,
             params=params,
             target_params={"critic": tree.map(torch.clone, critic)},
             opt_state=opt_state,
-            buffer=buffers.init(example_transition(stack), config.buffer_size),
-            collector=collectors.init(stack.env, stack.env_params, k_env),
-            env_params=stack.env_params,
-            global_step=zero,
-            grad_step=zero.clone(),
+            buffer=offpolicy.init_buffer(offpolicy.plain_example(stack), config),
+            k_env=k_env,
             key=k_state,
         )
-        return contiguous(state)
 
-    def step(
-        name: str, grads: Any, state: TrainState, params: Any, lr: torch.Tensor
-    ) -> tuple[Any, Any]:
-        opt_state = optim.set_hparams(state.opt_state[name], lr=lr)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optim.apply_updates(params, updates), opt_state
+    def step(net: str, grads: Any, state: Any, params: Any, hp: Any) -> tuple[Any, Any]:
+        return common.optimizer_step(
+            opts[net], tables[net], state.opt_state[net], grads, params, hp
+        )
 
-    def learn(state: TrainState, hp: HParams) -> tuple[TrainState, dict[str, torch.Tensor]]:
-        k_sample, k_next, k_pi, k_state = R.split(state.key, 4)
-        learning = learning_mask(state, config)
-        b = sample_batch(state.buffer, k_sample, config.batch_size, learning)
+    def learn_step(
+        state: Any, b: dict[str, torch.Tensor], keys: list, hp: Any, variant: Any
+    ) -> offpolicy.Step:
+        k_next, k_pi = keys
         p = state.params
         alpha = torch.exp(p["log_alpha"]).detach() if config.autotune else hp.alpha
         grad = lambda f, x: torch.func.grad_and_value(f, has_aux=True)(x)  # noqa: E731
-
-        g, (critic_loss, m_critic) = grad(
-            _critic_loss_fn(nets, config, state, b, k_next, hp, alpha), p["critic"]
+        g, (c_loss, m_critic) = grad(
+            lambda cp: critic_loss_fn(
+                nets, config, cp, p, state.target_params, b, k_next, hp, alpha
+            ),
+            p["critic"],
         )
-        critic, opt_critic = step("critic", g, state, p["critic"], hp.critic_lr)
-        g, (actor_loss, (m_actor, logp)) = grad(
-            _actor_loss_fn(nets, config, critic, b["obs"], k_pi, alpha), p["actor"]
+        critic, opt_critic = step("critic", g, state, p["critic"], hp)
+        g, (a_loss, (m_actor, logp)) = grad(
+            lambda ap: actor_loss_fn(nets, config, ap, critic, b["obs"], k_pi, hp, alpha),
+            p["actor"],
         )
-        actor, opt_actor = step("actor", g, state, p["actor"], hp.actor_lr)
+        actor, opt_actor = step("actor", g, state, p["actor"], hp)
         log_alpha, opt_alpha = p["log_alpha"], state.opt_state["alpha"]
         if config.autotune:
             target_entropy = hp.target_entropy_scale * base_entropy
-            g, _ = grad(_temperature_loss_fn(config, logp, target_entropy), log_alpha)
-            log_alpha, opt_alpha = step("alpha", g, state, log_alpha, hp.alpha_lr)
-
-        new = (
-            {"actor": actor, "critic": critic, "log_alpha": log_alpha},
-            {"critic": soft_update(state.target_params["critic"], critic, hp.tau)},
-            {"actor": opt_actor, "critic": opt_critic, "alpha": opt_alpha},
-        )
-        kept = (p, state.target_params, state.opt_state)
-        params, target_params, opt_state = contiguous(tree.where(learning, new, kept))
+            g, _ = grad(_temperature_loss(config, logp, target_entropy), log_alpha)
+            log_alpha, opt_alpha = step("alpha", g, state, log_alpha, hp)
         metrics = {
-            "critic_loss": critic_loss.detach(),
-            "actor_loss": actor_loss.detach(),
-            "q_mean": m_critic["q_mean"],
-            "td_error_abs_mean": m_critic["td_error_abs_mean"],
-            "entropy": m_actor["entropy"],
+            "critic_loss": c_loss.detach(),
+            "actor_loss": a_loss.detach(),
+            **_scalars(m_actor, m_critic),
             "alpha": alpha.detach() * torch.ones(()),
         }
-        state = state.replace(
-            params=params,
-            target_params=target_params,
-            opt_state=opt_state,
-            grad_step=state.grad_step + learning.to(torch.int64),
-            key=k_state,
+        return offpolicy.Step(
+            {"actor": actor, "critic": critic, "log_alpha": log_alpha},
+            {"critic": offpolicy.soft_update(state.target_params["critic"], critic, hp.tau)},
+            {"actor": opt_actor, "critic": opt_critic, "alpha": opt_alpha},
+            metrics,
         )
-        return state, mask_metrics(metrics, learning)
 
-    u_collect = units(make_collect(stack, policy, policy_params), "collect")
-    u_learn = units(learn, "learn")
-    update = offpolicy_update(
+    update = offpolicy.make_update(
         config,
-        u_collect,
-        units(tree.stack, "stack"),
-        lambda j: u_learn,
-        units(finish_unit, "finish"),
+        stack,
+        units,
+        policy=policy,
+        policy_params=policy_params,
+        learn_step=learn_step,
+        num_keys=2,
     )
 
-    def act_params(state: TrainState) -> dict[str, Any]:
+    def act_params(state: Any) -> dict[str, Any]:
         return {"actor": state.params["actor"]}
 
     def act(
@@ -678,9 +419,89 @@ def make(config: Config, *, units: UnitTransform = eager, name: str = "sac") -> 
         act=act,
         act_params=act_params,
         env_stack=stack,
-        hparams_cls=hp_cls,
+        hparams_cls=hparams_cls,
         steps_per_update=config.steps_per_update,
         networks=nets,
-        optimizer=opt,
-        remake=remaker(make, config, {"units": units, "name": name}),
+        optimizer=opts,
+        remake=common.remaker(make, config, parts),
     )
+
+
+def _check_action_space(where: str, space: Any, discrete: bool) -> None:
+    if discrete and not isinstance(space, Discrete):
+        raise ValueError(f"{where}: SAC (discrete) needs a Discrete action space, got {space}")
+    if not discrete and not (isinstance(space, Box) and len(space.shape) == 1):
+        raise ValueError(
+            f"{where}: SAC (continuous) needs a 1-d Box action space, got {space}; "
+            "use sac.Config(discrete=True) for discrete SAC"
+        )
+
+
+def _check_parts(
+    where: str,
+    config: Config,
+    nets: Networks,
+    critic_loss_fn: Callable[..., Any],
+    actor_loss_fn: Callable[..., Any],
+    stack: Any,
+    hparams_cls: Any,
+) -> None:
+    """Run the networks and losses once on a batch of 2 example transitions."""
+    if not isinstance(nets, Networks):
+        raise TypeError(f"{where}: networks must be sac.Networks(actor, critic), got {nets!r}")
+    k = R.split(R.key(0), 3)
+    params = {
+        "actor": common.check_part(where, "networks.actor.init", nets.actor.init, k[0]),
+        "critic": common.check_part(where, "networks.critic.init", nets.critic.init, k[1]),
+        "log_alpha": torch.zeros(()),
+    }
+    b = tree.stack([offpolicy.plain_example(stack)] * 2)
+    space = stack.action_space
+    if config.discrete:
+        logits = common.check_part(
+            where, "networks.actor.apply", nets.actor.apply, params["actor"], b["obs"]
+        )
+        common.expect_shape(
+            where, "networks.actor's logits for 2 observations", logits, (2, int(space.n))
+        )
+        q = common.check_part(
+            where, "networks.critic.apply", nets.critic.apply, params["critic"], b["obs"]
+        )
+        if not (isinstance(q, torch.Tensor) and q.ndim == 3 and q.shape[1:] == (2, int(space.n))):
+            raise ValueError(
+                f"{where}: networks.critic must be an ensemble giving [E, 2, {int(space.n)}] for 2 observations, got {getattr(q, 'shape', q)}"
+            )
+    else:
+        b["action"] = torch.zeros(2, *space.shape)
+        out = common.check_part(
+            where, "networks.actor.apply", nets.actor.apply, params["actor"], b["obs"]
+        )
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError(
+                f"{where}: networks.actor must return (mean, log_std), got {type(out).__name__}"
+            )
+        common.expect_shape(
+            where, "networks.actor's mean for 2 observations", out[0], (2, *space.shape)
+        )
+        q = common.check_part(
+            where,
+            "networks.critic.apply",
+            nets.critic.apply,
+            params["critic"],
+            b["obs"],
+            b["action"],
+        )
+        if not (isinstance(q, torch.Tensor) and q.ndim == 2 and q.shape[1] == 2):
+            raise ValueError(
+                f"{where}: networks.critic must be an ensemble giving [E, 2] for 2 (obs, action) pairs, got {getattr(q, 'shape', q)}"
+            )
+    hp, alpha = hparams_cls.create(), torch.ones(())
+    target = {"critic": params["critic"]}
+    out = common.check_part(where, "critic_loss_fn", critic_loss_fn, nets, config, params["critic"],
+                     params, target, b, k[2], hp, alpha)  # fmt: skip
+    common.expect_loss(where, "critic_loss_fn", out)
+    out = common.check_part(where, "actor_loss_fn", actor_loss_fn, nets, config, params["actor"],
+                     params["critic"], b["obs"], k[2], hp, alpha)  # fmt: skip
+    _, aux = common.expect_loss(where, "actor_loss_fn", out)
+    if not (isinstance(aux, tuple) and len(aux) == 2 and isinstance(aux[0], dict)):
+        raise ValueError(f"{where}: actor_loss_fn must return (loss, (metrics dict, logp))")

@@ -42,7 +42,8 @@ _DATA_ONLY = frozenset({"stack"})
 
 
 def _contiguous_graph_outputs(gm: torch.fx.GraphModule) -> None:
-    """Make every non-contiguous tensor output of a dynamo graph contiguous, in place.
+    """Make every tensor output of a dynamo graph that is not row-major
+    (:func:`funrl.tree.is_row_major`) a row-major copy, in place.
 
     Strides come from dynamo's fake example values (``node.meta["example_value"]``), the
     layouts inductor's outputs keep.
@@ -53,11 +54,13 @@ def _contiguous_graph_outputs(gm: torch.fx.GraphModule) -> None:
     def fix(node: torch.fx.Node) -> torch.fx.Node:
         nonlocal changed
         val = node.meta.get("example_value")
-        if not isinstance(val, torch.Tensor) or val.is_contiguous():
+        if not isinstance(val, torch.Tensor) or tree.is_row_major(val):
             return node
         with gm.graph.inserting_before(out):
-            new = gm.graph.call_method("contiguous", (node,))
-        new.meta["example_value"] = val.contiguous()
+            new = gm.graph.call_function(
+                torch.clone, (node,), {"memory_format": torch.contiguous_format}
+            )
+        new.meta["example_value"] = val.clone(memory_format=torch.contiguous_format)
         changed = True
         return new
 

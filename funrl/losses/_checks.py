@@ -12,18 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-_functorch = torch._C._functorch
-
-
-def is_concrete(x: Tensor) -> bool:
-    """True when ``x``'s values can be read (eager, not traced, not vmap-batched)."""
-    if torch.compiler.is_compiling():
-        return False
-    while _functorch.is_functorch_wrapped_tensor(x):
-        if _functorch.is_batchedtensor(x):
-            return False
-        x = _functorch.get_unwrapped(x)
-    return True
+from funrl.tree import is_concrete
 
 
 def check_float(x: Tensor, name: str) -> None:

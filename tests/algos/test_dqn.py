@@ -26,7 +26,7 @@ def train(cfg: dqn.Config, hp: dqn.HParams, seed: int = 0, updates: int | None =
 
 
 def q_values(algo, state, obs):
-    return dqn.q_network(algo.config, algo.env_stack).apply(state.params, torch.tensor(obs))
+    return algo.networks.q.apply(state.params, torch.tensor(obs))
 
 
 def test_constant_and_observation_reward():

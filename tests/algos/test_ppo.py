@@ -10,8 +10,7 @@ TINY = ppo.Config(env="CartPole-v1", num_envs=4, num_steps=8, num_minibatches=2,
 
 
 def critic(algo, state, obs):
-    nets = ppo._networks(algo.config, algo.env_stack.obs_dim, algo.env_stack.action_space)
-    return nets.critic.apply(state.params["critic"], obs)
+    return algo.networks.critic.apply(state.params["critic"], obs)
 
 
 def probe_run(env, updates=30, **hp):
@@ -177,12 +176,13 @@ def test_continuous_policies_run_on_pendulum(policy):
 def test_custom_advantage_fn_is_used():
     calls = []
 
-    def mc_returns(traj, v_tp1, hp):
+    def mc_returns(nets, config, params, traj, hp):
         calls.append(1)
+        v_tp1 = nets.critic.apply(params["critic"], traj.next_obs)
         target = funrl.returns.discounted_returns(
             traj.reward, traj.terminated, traj.truncated, hp.gamma, v_tp1
         )
-        return target - traj.extras["value"], target
+        return target - traj.extras["value"], target, {}
 
     algo = ppo.make(TINY, advantage_fn=mc_returns)
     hp = ppo.HParams.create()

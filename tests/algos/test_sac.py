@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import funrl
-from funrl import buffers, tree
+from funrl import tree
 from funrl.algos import sac, units
-from funrl.testing import assert_trees_close, check_transforms
+from funrl.testing import assert_trees_close
 
 GRID = torch.tensor([[-1.0], [-0.5], [0.0], [0.5], [1.0]])
 SIGNS = torch.tensor([[-1.0], [1.0]])
@@ -60,7 +60,7 @@ def test_continuous_probe_mode_approaches_optimal_action():
     assert err.max() < 0.15 and err.mean() < 0.07, a
     assert r.eval_return > -0.01
     # Critic: Q(s, a) = r (every step terminates, so no bootstrap), ~0 at the optimum.
-    q = sac._networks(cfg, algo.env_stack).critic.apply(r.state.params["critic"], GRID, GRID / 2)
+    q = algo.networks.critic.apply(r.state.params["critic"], GRID, GRID / 2)
     assert q.abs().max() < 0.05, q
 
 
@@ -81,7 +81,7 @@ def test_discrete_probe_learns_argmax_policy():
     assert algo.hparams_cls is sac.DiscreteHParams
     assert algo.act(algo.act_params(r.state), SIGNS).tolist() == [0, 1]
     assert r.eval_return == pytest.approx(1.0)
-    q = sac._networks(cfg, algo.env_stack).critic.apply(r.state.params["critic"], SIGNS)
+    q = algo.networks.critic.apply(r.state.params["critic"], SIGNS)
     assert torch.allclose(q.min(0).values, torch.tensor([[1.0, -1.0], [-1.0, 1.0]]), atol=0.2), q
 
 
@@ -235,50 +235,3 @@ def test_action_space_mismatch_rejected():
         sac.make(sac.Config(env="funrl/ActionReward-v0"))
     with pytest.raises(ValueError, match=r"SAC \(discrete\) needs a Discrete"):
         sac.make(sac.Config(env="Pendulum-v1", discrete=True))
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def test_soft_update_values_and_transforms():
-    out = sac.soft_update({"w": torch.tensor([0.0, 2.0])}, {"w": torch.tensor([4.0, 2.0])}, 0.25)
-    assert out["w"].tolist() == [1.0, 2.0]
-    target = {"w": funrl.random.normal(funrl.random.key(0), (3, 4))}
-    online = {"w": torch.zeros(3, 4)}
-    taus = torch.tensor([0.0, 0.5, 1.0])
-    out = check_transforms(sac.soft_update, target, online, taus)
-    assert torch.equal(out["w"][0], target["w"][0]) and torch.equal(out["w"][2], online["w"][2])
-
-
-def test_sample_batch_placeholder_before_learning():
-    buf = buffers.init({"x": torch.zeros(2)}, capacity=16)
-    buf = buffers.add(buf, {"x": torch.ones(3, 2)})
-    key = funrl.random.key(0)
-    with pytest.raises(ValueError, match="exceeds"):
-        buffers.sample(buf, key, 8)  # what the placeholder avoids
-    b = sac.sample_batch(buf, key, 8, torch.tensor(False))
-    assert b["x"].shape == (8, 2)
-    real = sac.sample_batch(buf, key, 2, torch.tensor(True))
-    assert torch.equal(real["x"], buffers.sample(buf, key, 2)["x"])
-
-
-def test_contiguous_gives_row_major_strides():
-    t = torch.zeros(4, 1, 3).transpose(0, 2)
-    e = torch.zeros(()).expand(5)
-    out = sac.contiguous({"t": t, "e": e, "n": None})
-    assert out["t"].stride() == (4, 4, 1) and out["e"].stride() == (1,) and out["n"] is None
-
-
-def test_sample_batch_under_vmap_matches_members():
-    def filled(n):
-        b = buffers.init({"x": torch.zeros(2)}, capacity=16)
-        return buffers.add(b, {"x": torch.arange(2.0 * n).reshape(n, 2) + 1})
-
-    bufs = tree.stack([filled(3), filled(10)])
-    keys = funrl.random.split(funrl.random.key(0), 2)
-    learning = torch.tensor([False, True])
-    out = check_transforms(
-        lambda b, k, lrn: sac.sample_batch(b, k, 8, lrn), bufs, keys, learning, compile=False
-    )
-    assert out["x"].shape == (2, 8, 2)
-    assert (out["x"][1] > 0).all()  # learning: only filled slots

@@ -146,7 +146,7 @@ def test_bad_config_rejected():
     with pytest.raises(ValueError, match="policy_delay"):
         td3.make(td3.Config(policy_delay=0))
     with pytest.raises(ValueError, match="gradient_steps"):
-        td3.make(td3.Config(gradient_steps=0))
+        td3.make(td3.Config(gradient_steps=-1))
 
 
 def test_discrete_env_rejected():

@@ -1,0 +1,52 @@
+"""funrl.algos.offpolicy: the pieces DQN, SAC, TD3 and DDPG share."""
+
+import pytest
+import torch
+
+import funrl
+from funrl import buffers, tree
+from funrl.algos import offpolicy
+from funrl.testing import check_transforms
+
+
+def test_soft_update_values_and_transforms():
+    out = offpolicy.soft_update(
+        {"w": torch.tensor([0.0, 2.0])}, {"w": torch.tensor([4.0, 2.0])}, 0.25
+    )
+    assert out["w"].tolist() == [1.0, 2.0]
+    target = {"w": funrl.random.normal(funrl.random.key(0), (3, 4))}
+    online = {"w": torch.zeros(3, 4)}
+    taus = torch.tensor([0.0, 0.5, 1.0])
+    out = check_transforms(offpolicy.soft_update, target, online, taus)
+    assert torch.equal(out["w"][0], target["w"][0]) and torch.equal(out["w"][2], online["w"][2])
+
+
+def test_sample_batch_placeholder_before_learning():
+    buf = buffers.init({"x": torch.zeros(2)}, capacity=16)
+    buf = buffers.add(buf, {"x": torch.ones(3, 2)})
+    key = funrl.random.key(0)
+    with pytest.raises(ValueError, match="exceeds"):
+        buffers.sample(buf, key, 8)  # what the placeholder avoids
+    b, idx = offpolicy.sample_batch(buf, key, 8, torch.tensor(False))
+    assert b["x"].shape == (8, 2) and idx is None
+    real, _ = offpolicy.sample_batch(buf, key, 2, torch.tensor(True))
+    assert torch.equal(real["x"], buffers.sample(buf, key, 2)["x"])
+
+
+def test_sample_batch_under_vmap_matches_members():
+    def filled(n):
+        b = buffers.init({"x": torch.zeros(2)}, capacity=16)
+        return buffers.add(b, {"x": torch.arange(2.0 * n).reshape(n, 2) + 1})
+
+    bufs = tree.stack([filled(3), filled(10)])
+    keys = funrl.random.split(funrl.random.key(0), 2)
+    learning = torch.tensor([False, True])
+    out = check_transforms(
+        lambda b, k, lrn: offpolicy.sample_batch(b, k, 8, lrn)[0],
+        bufs,
+        keys,
+        learning,
+        compile=False,
+    )
+    assert out["x"].shape == (2, 8, 2)
+    assert (out["x"][1] > 0).all()  # learning: only filled slots
