@@ -87,18 +87,6 @@ class AcrobotState:
     time: torch.Tensor
 
 
-def _check_discrete_action(name: str, action: torch.Tensor) -> None:
-    if not isinstance(action, torch.Tensor):
-        raise TypeError(f"{name}: action must be a 0-d int64 tensor, got {type(action).__name__}")
-    if action.dtype.is_floating_point or action.dtype == torch.bool:
-        raise TypeError(f"{name}: action must be an integer tensor, got dtype {action.dtype}")
-    if action.ndim != 0:
-        raise ValueError(
-            f"{name}: action must be 0-d (one env; vmap for a batch), got shape "
-            f"{tuple(action.shape)}"
-        )
-
-
 Vec = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -220,7 +208,6 @@ class Acrobot(Environment):
         self, key: torch.Tensor, state: AcrobotState, action: torch.Tensor, params: AcrobotParams
     ) -> StepResult:
         """One RK4 step; ``action`` is a 0-d integer tensor in ``{0, 1, 2}`` (torque ``a - 1``)."""
-        _check_discrete_action(self.name, action)
         p = params
         torque = (action - 1).to(state.theta1.dtype)
         if self.torque_noise:  # a static setting, not a tensor value
