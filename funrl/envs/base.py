@@ -32,6 +32,13 @@ Action checks, one mechanism (:func:`validate_action`) for every env:
 * ``check_action`` (called by ``VecEnv.step`` eagerly, and by ``checked`` envs) also checks
   *values* (a ``Discrete`` range), but only where values can be read
   (:func:`values_readable`): never under ``torch.compile`` or inside ``vmap``/``grad``.
+
+Devices: ``state`` and every tensor an env creates live on the key's device.  ``params``
+may stay on the CPU as 0-d tensors (the defaults are): elementwise arithmetic,
+comparisons, ``torch.minimum``/``maximum`` and ``torch.where`` read a 0-d CPU tensor as a
+scalar on any device, without a copy.  An env must not pass a param to an op that needs
+all its tensors on one device (``torch.clamp`` with tensor bounds, ``stack``/``cat``,
+indexing): use ``minimum``/``maximum``, or ``p.to(x.device)``.
 """
 
 from __future__ import annotations

@@ -23,6 +23,10 @@ under compile).  The whole action is checked against ``[n, *space.shape]`` and a
 read: not under ``torch.compile``, not when the action is a functorch-batched tensor
 (inside an outer ``vmap``/``grad``), not on the ``meta`` device.
 
+Devices: ``params`` leaves other than 0-d CPU tensors (which every op used by the envs
+reads as a scalar on any device) are moved to the key's device, so batched params built on
+the CPU work with a CUDA key.
+
 Example::
 
     >>> import torch, funrl.random as R
@@ -62,6 +66,19 @@ __all__ = ["VecEnv", "batch_shape", "is_tracing"]
 def batch_shape(env: Environment) -> tuple[int, ...]:
     """The leading batch dims of ``env``'s outputs: ``()`` for one env, ``(n,)`` for a VecEnv."""
     return tuple(getattr(env, "batch_shape", ()))
+
+
+def _to_device(params: Any, device: torch.device) -> Any:
+    """``params`` with its tensors on ``device``, except 0-d CPU tensors (elementwise ops
+    read those as scalars on any device, without a copy): batched params (leading dim ``n``)
+    on the CPU would otherwise meet a CUDA state inside the vmapped step."""
+
+    def move(x: Any) -> Any:
+        if not isinstance(x, torch.Tensor) or x.device == device:
+            return x
+        return x if x.ndim == 0 and x.device.type == "cpu" else x.to(device)
+
+    return tree.map(move, params)
 
 
 def _check_single_key(key: Any, where: str) -> None:
@@ -158,7 +175,7 @@ class VecEnv(Environment):
     def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, Any]:
         """``(obs [n, ...], state [n, ...])``; member ``i`` resets with ``split(key, n)[i]``."""
         _check_single_key(key, f"{self.name}.reset")
-        params = self._params(params)
+        params = _to_device(self._params(params), key.device)
         keys = R.split(key, self.num_envs)
         pdim = 0 if self.batched_params else None
         return vmap(self.env.reset, in_dims=(0, pdim))(keys, params)
@@ -168,7 +185,7 @@ class VecEnv(Environment):
     ) -> StepResult:
         """One step of every member (each auto-resets on its own); outputs lead with ``n``."""
         _check_single_key(key, f"{self.name}.step")
-        params = self._params(params)
+        params = _to_device(self._params(params), key.device)
         if not isinstance(action, torch.Tensor):
             raise TypeError(
                 f"{self.name}.step: action must be a tensor, got {type(action).__name__}"

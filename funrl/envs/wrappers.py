@@ -624,7 +624,7 @@ class Checked(Wrapper):
             self._check_params(params)
             if not self.is_host_bridge:
                 if self._state_ref is None:
-                    self._state_ref = self.env.reset(R.key(0), params)[1]
+                    self._state_ref = self.env.reset(key, params)[1]  # on the key's device
                 _check_like(state, self._state_ref, "state", self.name)
             self.check_action(action, params)
         return self.env.step(key, state, action, params)

@@ -146,6 +146,12 @@ def _wrap(x: torch.Tensor, m: float, big_m: float) -> torch.Tensor:
     return torch.where(outside, torch.remainder(x - m, diff) + m, x)
 
 
+def _clip(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """``np.clip``: ``min(max(x, lo), hi)``, equal to ``torch.clamp(x, lo, hi)`` but, unlike
+    it, also with ``lo``/``hi`` 0-d CPU tensors (the default params) and ``x`` on CUDA."""
+    return torch.minimum(torch.maximum(x, lo), hi)
+
+
 class Acrobot(Environment):
     """Acrobot-v1 (see the module docstring).
 
@@ -219,8 +225,8 @@ class Acrobot(Environment):
         new = AcrobotState(
             theta1=_wrap(ns[0], -pi, pi),
             theta2=_wrap(ns[1], -pi, pi),
-            dtheta1=torch.clamp(ns[2], -p.max_vel_1, p.max_vel_1),
-            dtheta2=torch.clamp(ns[3], -p.max_vel_2, p.max_vel_2),
+            dtheta1=_clip(ns[2], -p.max_vel_1, p.max_vel_1),
+            dtheta2=_clip(ns[3], -p.max_vel_2, p.max_vel_2),
             time=state.time + 1,
         )
         terminated = -torch.cos(new.theta1) - torch.cos(new.theta2 + new.theta1) > 1.0
