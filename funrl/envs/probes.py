@@ -63,19 +63,6 @@ class ProbeState:
     time: torch.Tensor
 
 
-def _check_action(name: str, action: torch.Tensor, discrete: bool) -> None:
-    if not isinstance(action, torch.Tensor):
-        raise TypeError(f"{name}: action must be a tensor, got {type(action).__name__}")
-    if discrete and (action.dtype.is_floating_point or action.dtype == torch.bool):
-        raise TypeError(f"{name}: action must be an integer tensor, got dtype {action.dtype}")
-    if discrete and action.ndim != 0:
-        raise ValueError(f"{name}: action must be 0-d, got shape {tuple(action.shape)}")
-    if not discrete and not action.dtype.is_floating_point:
-        raise TypeError(f"{name}: action must be a floating tensor, got dtype {action.dtype}")
-    if not discrete and tuple(action.shape) != (1,):
-        raise ValueError(f"{name}: action must have shape [1], got shape {tuple(action.shape)}")
-
-
 def _zero_time(key: torch.Tensor) -> torch.Tensor:
     return torch.zeros((), dtype=torch.int64, device=key.device)
 
@@ -108,7 +95,6 @@ class _Probe(Environment):
         self, key: torch.Tensor, state: ProbeState, action: torch.Tensor, params: ProbeParams
     ) -> StepResult:
         """One-step episode: the reward, then ``terminated = True``."""
-        _check_action(self.name, action, self.discrete)
         reward = self._reward(state, action)
         new = ProbeState(value=state.value, time=state.time + 1)
         terminated = torch.ones((), dtype=torch.bool, device=state.time.device)
@@ -204,7 +190,6 @@ class TwoStepDiscount(_Probe):
     ) -> StepResult:
         """``t = 0 -> 1``: reward 0, obs ``[1]``; ``t = 1 -> 2``: reward 1, terminated
         (the final observation stays ``[1]``)."""
-        _check_action(self.name, action, True)
         time = state.time + 1
         terminated = time >= 2
         new = ProbeState(value=torch.clamp(time, max=1).to(state.value.dtype), time=time)

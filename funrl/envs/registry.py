@@ -110,6 +110,7 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
     env, params = out if isinstance(out, tuple) else (out, None)
     if not isinstance(env, Environment):
         raise TypeError(f"make: the factory for {env_id!r} returned {env!r}, not an Environment")
+    env.static_action_space()  # built eagerly, before a step is traced
     if num_envs is not None:
         env = VecEnv(env, num_envs)
     return env, env.default_params() if params is None else params

@@ -119,7 +119,7 @@ class Box:
         """Bool tensor over leading batch dims: every entry of ``x`` within bounds."""
         x = torch.as_tensor(x)
         if tuple(x.shape[x.ndim - len(self.shape) :]) != self.shape or x.ndim < len(self.shape):
-            return torch.zeros((), dtype=torch.bool)
+            return torch.zeros((), dtype=torch.bool, device=x.device)
         inside = (x >= self.low.to(x.device)) & (x <= self.high.to(x.device))
         if len(self.shape) == 0:
             return inside

@@ -16,12 +16,16 @@ composes with ``torch.compile`` (compile the whole step) and with an outer ``vma
 (a population of vectorised envs).
 
 Checks in ``step``: the key must be one key ``[2]``, ``action`` must have leading dim ``n``,
-every state leaf must have leading dim ``n`` and batched params leading dim ``n`` (shape
-checks, always on, also under compile); the action *values* (integer dtype and range of a
-``Discrete`` space, float dtype of a ``Box``) are checked only eagerly: they are skipped
-under ``torch.compile`` (``torch.compiler.is_compiling()``) and when the action is a
-functorch-batched tensor (inside an outer ``vmap``/``grad``), where reading values is
-impossible.
+every state leaf must have leading dim ``n`` and batched params leading dim ``n``, and each
+member's ``step`` checks its action's dtype kind and shape (shape checks, always on, also
+under compile).  The whole action is checked against ``[n, *space.shape]`` and a
+``Discrete`` range (:func:`~funrl.envs.base.validate_action`) only where values can be
+read: not under ``torch.compile``, not when the action is a functorch-batched tensor
+(inside an outer ``vmap``/``grad``), not on the ``meta`` device.
+
+Devices: ``params`` leaves other than 0-d CPU tensors (which every op used by the envs
+reads as a scalar on any device) are moved to the key's device, so batched params built on
+the CPU work with a CUDA key.
 
 Example::
 
@@ -47,7 +51,13 @@ from torch.func import vmap
 
 from funrl import random as R
 from funrl import tree
-from funrl.envs.base import Environment, StepResult
+from funrl.envs.base import (
+    Environment,
+    StepResult,
+    is_tracing,
+    validate_action,
+    values_readable,
+)
 from funrl.envs.spaces import Space
 
 __all__ = ["VecEnv", "batch_shape", "is_tracing"]
@@ -58,15 +68,17 @@ def batch_shape(env: Environment) -> tuple[int, ...]:
     return tuple(getattr(env, "batch_shape", ()))
 
 
-def is_tracing(*xs: Any) -> bool:
-    """True under ``torch.compile`` or when any tensor in ``xs`` is a functorch wrapper
-    (inside ``vmap``/``grad``): the places where reading tensor *values* is impossible."""
-    if torch.compiler.is_compiling():
-        return True
-    return any(
-        isinstance(x, torch.Tensor) and torch._C._functorch.is_functorch_wrapped_tensor(x)
-        for x in tree.leaves(list(xs))
-    )
+def _to_device(params: Any, device: torch.device) -> Any:
+    """``params`` with its tensors on ``device``, except 0-d CPU tensors (elementwise ops
+    read those as scalars on any device, without a copy): batched params (leading dim ``n``)
+    on the CPU would otherwise meet a CUDA state inside the vmapped step."""
+
+    def move(x: Any) -> Any:
+        if not isinstance(x, torch.Tensor) or x.device == device:
+            return x
+        return x if x.ndim == 0 and x.device.type == "cpu" else x.to(device)
+
+    return tree.map(move, params)
 
 
 def _check_single_key(key: Any, where: str) -> None:
@@ -120,6 +132,7 @@ class VecEnv(Environment):
         self.batched_params = bool(batched_params)
         self.name = f"VecEnv({env.name}, {num_envs})"
         self._params_spec = tree.structure(env.default_params())
+        env.static_action_space()  # built eagerly, before a step is traced
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -162,7 +175,7 @@ class VecEnv(Environment):
     def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, Any]:
         """``(obs [n, ...], state [n, ...])``; member ``i`` resets with ``split(key, n)[i]``."""
         _check_single_key(key, f"{self.name}.reset")
-        params = self._params(params)
+        params = _to_device(self._params(params), key.device)
         keys = R.split(key, self.num_envs)
         pdim = 0 if self.batched_params else None
         return vmap(self.env.reset, in_dims=(0, pdim))(keys, params)
@@ -172,15 +185,16 @@ class VecEnv(Environment):
     ) -> StepResult:
         """One step of every member (each auto-resets on its own); outputs lead with ``n``."""
         _check_single_key(key, f"{self.name}.step")
-        params = self._params(params)
+        params = _to_device(self._params(params), key.device)
         if not isinstance(action, torch.Tensor):
             raise TypeError(
                 f"{self.name}.step: action must be a tensor, got {type(action).__name__}"
             )
         _check_leading(action, self.num_envs, "action", f"{self.name}.step")
         _check_leading(state, self.num_envs, "state", f"{self.name}.step")
-        if not is_tracing(action):
-            self.env.check_action(action, self._member_params(params))
+        if values_readable(action):  # dtype and range; the members' step checks the shape
+            space = self.action_space(params)
+            validate_action(space, action, f"{self.name}.step", batch_shape=self.batch_shape)
         keys = R.split(key, self.num_envs)
         pdim = 0 if self.batched_params else None
         return vmap(self.env.step, in_dims=(0, 0, 0, pdim))(keys, state, action, params)

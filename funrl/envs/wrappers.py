@@ -50,9 +50,9 @@ import torch
 
 from funrl import random as R
 from funrl import tree
-from funrl.envs.base import Environment, StepResult
-from funrl.envs.spaces import Box, Discrete, Space
-from funrl.envs.vector import batch_shape, is_tracing
+from funrl.envs.base import Environment, StepResult, is_tracing, validate_action
+from funrl.envs.spaces import Box, Space
+from funrl.envs.vector import batch_shape
 
 __all__ = [
     "Checked",
@@ -88,6 +88,7 @@ class Wrapper(Environment):
             raise TypeError(f"{type(self).__name__}: env must be an Environment, got {env!r}")
         self.env = env
         self.name = f"{type(self).__name__}({env.name})"
+        env.static_action_space()  # built eagerly, before a step is traced
 
     @property
     def batch_shape(self) -> tuple[int, ...]:
@@ -623,34 +624,16 @@ class Checked(Wrapper):
             self._check_params(params)
             if not self.is_host_bridge:
                 if self._state_ref is None:
-                    self._state_ref = self.env.reset(R.key(0), params)[1]
+                    self._state_ref = self.env.reset(key, params)[1]  # on the key's device
                 _check_like(state, self._state_ref, "state", self.name)
             self.check_action(action, params)
         return self.env.step(key, state, action, params)
 
     def check_action(self, action: Any, params: Any = None) -> None:
         space = self.action_space(self.default_params() if params is None else params)
-        if not isinstance(action, torch.Tensor):
-            raise TypeError(f"{self.name}: action must be a tensor, got {type(action).__name__}")
-        want = self.batch_shape + tuple(space.shape)
-        if tuple(action.shape) != want:
-            raise ValueError(
-                f"{self.name}: action has shape {tuple(action.shape)}, expected {want}"
-            )
-        if isinstance(space, Discrete):
-            if action.dtype.is_floating_point or action.dtype == torch.bool:
-                raise TypeError(
-                    f"{self.name}: action must be an integer tensor, got {action.dtype}"
-                )
-            if not bool(space.contains(action).all()):
-                raise ValueError(f"{self.name}: action {action.tolist()} outside {space}")
-        else:
-            if not action.dtype.is_floating_point:
-                raise TypeError(f"{self.name}: action must be a float tensor, got {action.dtype}")
-            if bool(torch.isnan(action).any()):
-                raise ValueError(f"{self.name}: action contains NaN")
-            if self.box_bounds and not bool(space.contains(action).all()):
-                raise ValueError(f"{self.name}: action {action.tolist()} outside {space}")
+        validate_action(
+            space, action, self.name, batch_shape=self.batch_shape, nan=True, bounds=self.box_bounds
+        )
 
 
 def checked(env: Environment, box_bounds: bool = True) -> Checked:

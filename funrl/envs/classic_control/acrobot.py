@@ -87,18 +87,6 @@ class AcrobotState:
     time: torch.Tensor
 
 
-def _check_discrete_action(name: str, action: torch.Tensor) -> None:
-    if not isinstance(action, torch.Tensor):
-        raise TypeError(f"{name}: action must be a 0-d int64 tensor, got {type(action).__name__}")
-    if action.dtype.is_floating_point or action.dtype == torch.bool:
-        raise TypeError(f"{name}: action must be an integer tensor, got dtype {action.dtype}")
-    if action.ndim != 0:
-        raise ValueError(
-            f"{name}: action must be 0-d (one env; vmap for a batch), got shape "
-            f"{tuple(action.shape)}"
-        )
-
-
 Vec = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -156,6 +144,12 @@ def _wrap(x: torch.Tensor, m: float, big_m: float) -> torch.Tensor:
         x = torch.where(x < m, x + diff, x)
     outside = (x > big_m) | (x < m)
     return torch.where(outside, torch.remainder(x - m, diff) + m, x)
+
+
+def _clip(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """``np.clip``: ``min(max(x, lo), hi)``, equal to ``torch.clamp(x, lo, hi)`` but, unlike
+    it, also with ``lo``/``hi`` 0-d CPU tensors (the default params) and ``x`` on CUDA."""
+    return torch.minimum(torch.maximum(x, lo), hi)
 
 
 class Acrobot(Environment):
@@ -220,7 +214,6 @@ class Acrobot(Environment):
         self, key: torch.Tensor, state: AcrobotState, action: torch.Tensor, params: AcrobotParams
     ) -> StepResult:
         """One RK4 step; ``action`` is a 0-d integer tensor in ``{0, 1, 2}`` (torque ``a - 1``)."""
-        _check_discrete_action(self.name, action)
         p = params
         torque = (action - 1).to(state.theta1.dtype)
         if self.torque_noise:  # a static setting, not a tensor value
@@ -232,8 +225,8 @@ class Acrobot(Environment):
         new = AcrobotState(
             theta1=_wrap(ns[0], -pi, pi),
             theta2=_wrap(ns[1], -pi, pi),
-            dtheta1=torch.clamp(ns[2], -p.max_vel_1, p.max_vel_1),
-            dtheta2=torch.clamp(ns[3], -p.max_vel_2, p.max_vel_2),
+            dtheta1=_clip(ns[2], -p.max_vel_1, p.max_vel_1),
+            dtheta2=_clip(ns[3], -p.max_vel_2, p.max_vel_2),
             time=state.time + 1,
         )
         terminated = -torch.cos(new.theta1) - torch.cos(new.theta2 + new.theta1) > 1.0

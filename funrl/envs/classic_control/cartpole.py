@@ -78,18 +78,6 @@ class CartPoleState:
     time: torch.Tensor
 
 
-def _check_discrete_action(name: str, action: torch.Tensor) -> None:
-    if not isinstance(action, torch.Tensor):
-        raise TypeError(f"{name}: action must be a 0-d int64 tensor, got {type(action).__name__}")
-    if action.dtype.is_floating_point or action.dtype == torch.bool:
-        raise TypeError(f"{name}: action must be an integer tensor, got dtype {action.dtype}")
-    if action.ndim != 0:
-        raise ValueError(
-            f"{name}: action must be 0-d (one env; vmap for a batch), got shape "
-            f"{tuple(action.shape)}"
-        )
-
-
 class CartPole(Environment):
     """CartPole-v1 (see the module docstring).
 
@@ -138,7 +126,6 @@ class CartPole(Environment):
         self, key: torch.Tensor, state: CartPoleState, action: torch.Tensor, params: CartPoleParams
     ) -> StepResult:
         """One Euler step; ``action`` is a 0-d integer tensor (1 pushes right, else left)."""
-        _check_discrete_action(self.name, action)
         p = params
         force = torch.where(action == 1, p.force_mag, -p.force_mag)
         total_mass = p.masspole + p.masscart

@@ -72,18 +72,6 @@ class MountainCarContinuousState:
     time: torch.Tensor
 
 
-def _check_box_action(name: str, action: torch.Tensor, dim: int) -> None:
-    if not isinstance(action, torch.Tensor):
-        raise TypeError(f"{name}: action must be a float tensor, got {type(action).__name__}")
-    if not action.dtype.is_floating_point:
-        raise TypeError(f"{name}: action must be a floating tensor, got dtype {action.dtype}")
-    if tuple(action.shape) != (dim,):
-        raise ValueError(
-            f"{name}: action must have shape [{dim}] (one env; vmap for a batch), got shape "
-            f"{tuple(action.shape)}"
-        )
-
-
 def _clip(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """``min(max(x, lo), hi)`` with tensor bounds."""
     return torch.minimum(torch.maximum(x, lo), hi)
@@ -137,7 +125,6 @@ class MountainCarContinuous(Environment):
         params: MountainCarContinuousParams,
     ) -> StepResult:
         """One step; ``action`` is a float tensor of shape ``[1]`` (clipped to the bounds)."""
-        _check_box_action(self.name, action, 1)
         p = params
         pos = state.position
         a = action[0].to(pos.dtype)

@@ -63,18 +63,6 @@ class MountainCarState:
     time: torch.Tensor
 
 
-def _check_discrete_action(name: str, action: torch.Tensor) -> None:
-    if not isinstance(action, torch.Tensor):
-        raise TypeError(f"{name}: action must be a 0-d int64 tensor, got {type(action).__name__}")
-    if action.dtype.is_floating_point or action.dtype == torch.bool:
-        raise TypeError(f"{name}: action must be an integer tensor, got dtype {action.dtype}")
-    if action.ndim != 0:
-        raise ValueError(
-            f"{name}: action must be 0-d (one env; vmap for a batch), got shape "
-            f"{tuple(action.shape)}"
-        )
-
-
 def _clip(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """``np.clip``: ``min(max(x, lo), hi)`` with tensor bounds."""
     return torch.minimum(torch.maximum(x, lo), hi)
@@ -126,7 +114,6 @@ class MountainCar(Environment):
         params: MountainCarParams,
     ) -> StepResult:
         """One step; ``action`` is a 0-d integer tensor in ``{0, 1, 2}``."""
-        _check_discrete_action(self.name, action)
         p = params
         pos = state.position
         push = (action - 1).to(pos.dtype) * p.force

@@ -79,18 +79,6 @@ def angle_normalize(x: torch.Tensor) -> torch.Tensor:
     return r - math.pi
 
 
-def _check_box_action(name: str, action: torch.Tensor, dim: int) -> None:
-    if not isinstance(action, torch.Tensor):
-        raise TypeError(f"{name}: action must be a float tensor, got {type(action).__name__}")
-    if not action.dtype.is_floating_point:
-        raise TypeError(f"{name}: action must be a floating tensor, got dtype {action.dtype}")
-    if tuple(action.shape) != (dim,):
-        raise ValueError(
-            f"{name}: action must have shape [{dim}] (one env; vmap for a batch), got shape "
-            f"{tuple(action.shape)}"
-        )
-
-
 class Pendulum(Environment):
     """Pendulum-v1 (see the module docstring).
 
@@ -135,7 +123,6 @@ class Pendulum(Environment):
         self, key: torch.Tensor, state: PendulumState, action: torch.Tensor, params: PendulumParams
     ) -> StepResult:
         """One step; ``action`` is a float tensor of shape ``[1]`` (clipped to the bounds)."""
-        _check_box_action(self.name, action, 1)
         p = params
         th, thdot = state.theta, state.theta_dot
         # The torque terms are computed in the action's dtype, as numpy does in Gymnasium
