@@ -297,7 +297,7 @@ class Deterministic:
         return self.value.dtype if self.value.dtype.is_floating_point else torch.float32
 
     def sample(self, key: torch.Tensor, shape: Any = ()) -> torch.Tensor:
-        R._check_key(key)
+        R.check_key(key)
         return self.value.expand(*_shape(shape), *self.value.shape)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:

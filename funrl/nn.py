@@ -267,7 +267,7 @@ def from_module(
     buffers = {path: t.detach().clone() for path, _, t, is_buf in entries if is_buf}
 
     def init_fn(key: torch.Tensor) -> Params:
-        R._check_key(key)
+        R.check_key(key)
         keys = R.split(key, max(len(templates), 1))
         params: Params = {}
         for i, (path, owner, like, device) in enumerate(templates):
@@ -578,7 +578,7 @@ def ensemble(model: Model, n: int) -> Model:
     _check_dims(n=n)
 
     def init_fn(key: torch.Tensor) -> Params:
-        R._check_key(key)
+        R.check_key(key)
         params = vmap(model.init, randomness="error")(R.split(key, n))
         return tree.contiguous(params)
 

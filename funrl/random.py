@@ -53,6 +53,7 @@ __all__ = [
     "bernoulli",
     "bits",
     "categorical",
+    "check_key",
     "choice",
     "fold_in",
     "gumbel",
@@ -188,7 +189,13 @@ def is_key(x: object) -> bool:
     )
 
 
-def _check_key(k: object, name: str = "key") -> torch.Tensor:
+def check_key(k: object, name: str = "key") -> torch.Tensor:
+    """``k`` itself if it is a funrl key (or a batch of keys), else ``TypeError`` naming
+    ``name`` and what was given.  For entry-point checks of functions that take a key.
+
+    >>> check_key(key(0)).shape
+    torch.Size([2])
+    """
     if not is_key(k):
         if isinstance(k, torch.Tensor):
             got = f"a {k.dtype} tensor of shape {tuple(k.shape)}"
@@ -258,7 +265,7 @@ def _hash_block(k: torch.Tensor, domain: int, count: int) -> torch.Tensor:
 
 def bits(key: torch.Tensor, shape: Shape = ()) -> torch.Tensor:
     """Uniform random 32-bit words as int64 in ``[0, 2**32)``, shape ``[*key_batch, *shape]``."""
-    k = _check_key(key)
+    k = check_key(key)
     shape = _shape(shape)
     n = math.prod(shape)
     words = _hash_block(k, _DOMAIN_BITS, (n + 1) // 2)[..., :n]
@@ -270,7 +277,7 @@ def split(key: torch.Tensor, num: int = 2) -> torch.Tensor:
 
     Unpack as ``k1, k2 = split(key)`` for a single key.
     """
-    k = _check_key(key)
+    k = check_key(key)
     if not isinstance(num, int) or num < 1:
         raise ValueError(f"num must be a positive int, got {num!r}")
     y0, y1 = _hash_words(k, _DOMAIN_SPLIT, num)
@@ -287,7 +294,7 @@ def _split_keys(key: torch.Tensor, num: int) -> tuple[torch.Tensor, ...]:
     nothing here (its hash is dead code), whereas unbinding ``split``'s stacked output
     still computes every child.  For library internals such as ``Environment.step``.
     """
-    k = _check_key(key)
+    k = check_key(key)
     if not isinstance(num, int) or num < 1:
         raise ValueError(f"num must be a positive int, got {num!r}")
     y0, y1 = _hash_words(k, _DOMAIN_SPLIT, num)
@@ -301,7 +308,7 @@ def fold_in(key: torch.Tensor, data: int | torch.Tensor) -> torch.Tensor:
 
     ``data`` may be a Python int or an integer tensor broadcastable with the key batch.
     """
-    k = _check_key(key)
+    k = check_key(key)
     d = torch.as_tensor(data, device=k.device)
     if d.dtype.is_floating_point or d.dtype == torch.bool:
         raise TypeError(f"data must be an integer, got dtype {d.dtype}")

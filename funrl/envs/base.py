@@ -207,7 +207,7 @@ class Environment:
     # ---- provided -------------------------------------------------------------------
     def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, Any]:
         """``(obs, state)`` of a new episode; ``params=None`` uses the defaults."""
-        R._check_key(key)
+        R.check_key(key)
         if not torch.compiler.is_compiling():
             self.static_action_space()  # build it now, before any step is traced
         return self.reset_env(key, self.default_params() if params is None else params)
@@ -216,7 +216,7 @@ class Environment:
         self, key: torch.Tensor, state: Any, action: torch.Tensor, params: Any = None
     ) -> StepResult:
         """One transition with auto-reset; see the module docstring for the outputs."""
-        R._check_key(key)
+        R.check_key(key)
         self._check_step_action(action)
         params = self.default_params() if params is None else params
         # split(key) without the stack: where step_env ignores its key (as every classic

@@ -179,7 +179,7 @@ class GymnasiumEnv(Environment):
 
     def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, GymnasiumHandle]:
         """Seed with ``int(bits(key))`` and start new episodes: ``(obs, handle)``."""
-        R._check_key(key)
+        R.check_key(key)
         if key.ndim != 1:
             raise ValueError(f"{self.name}.reset: key must have shape [2], got {tuple(key.shape)}")
         self._check_params(params)

@@ -82,7 +82,7 @@ def _to_device(params: Any, device: torch.device) -> Any:
 
 
 def _check_single_key(key: Any, where: str) -> None:
-    R._check_key(key)
+    R.check_key(key)
     if key.ndim != 1:
         raise ValueError(
             f"{where}: key must be one key of shape [2] (it is split into the members), "

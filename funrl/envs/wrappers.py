@@ -612,7 +612,7 @@ class Checked(Wrapper):
     def reset(self, key: Tensor, params: Any = None) -> tuple[Tensor, Any]:
         if is_tracing(key, params):
             return self.env.reset(key, params)
-        R._check_key(key)
+        R.check_key(key)
         self._check_params(params)
         obs, state = self.env.reset(key, params)
         self._state_ref = state
@@ -620,7 +620,7 @@ class Checked(Wrapper):
 
     def step(self, key: Tensor, state: Any, action: Tensor, params: Any = None) -> StepResult:
         if not is_tracing(key, state, action, params):
-            R._check_key(key)
+            R.check_key(key)
             self._check_params(params)
             if not self.is_host_bridge:
                 if self._state_ref is None:
