@@ -6,6 +6,10 @@ A :class:`Model` is a static object (not a pytree) holding two pure functions:
   (never torch's global RNG);
 * ``apply(params, *inputs) -> outputs``.
 
+The MLP heads (:func:`categorical_policy`, :func:`value_net`, :func:`q_net`,
+:func:`continuous_q_net`, ...) take ``hidden``, ``activation``, ``init`` and ``norm``
+(``"layer"``: a LayerNorm after each hidden layer) and pass them to :func:`mlp`; networks of
+different widths, activations or norms for actor and critic are separate calls.
 :func:`from_module` wraps any ``torch.nn.Module``: the module is used only for its
 forward code and its tensors' names, shapes and dtypes; ``apply`` runs it with
 ``torch.func.functional_call``.  Everything works under ``torch.func.grad`` (params as
@@ -315,16 +319,24 @@ def _check_dims(**dims: Any) -> None:
             raise ValueError(f"{name} must be a positive int, got {d!r}")
 
 
+_NORMS = (None, "layer")
+
+
 def _mlp_module(
-    in_dim: int, hidden: Sequence[int], out_dim: int, activation: Any
+    in_dim: int, hidden: Sequence[int], out_dim: int, activation: Any, norm: str | None = None
 ) -> tnn.Sequential:
     hidden = tuple(hidden)
     _check_dims(in_dim=in_dim, out_dim=out_dim, **{f"hidden[{i}]": h for i, h in enumerate(hidden)})
+    if norm not in _NORMS:
+        raise ValueError(f"norm must be None or 'layer', got {norm!r}")
     act = _activation(activation)
     sizes = (in_dim, *hidden)
     layers: list[tnn.Module] = []
     for a, b in itertools.pairwise(sizes):
-        layers += [tnn.Linear(a, b, device="meta"), act()]
+        layers.append(tnn.Linear(a, b, device="meta"))
+        if norm == "layer":
+            layers.append(tnn.LayerNorm(b, device="meta"))
+        layers.append(act())
     layers.append(tnn.Linear(sizes[-1], out_dim, device="meta"))
     return tnn.Sequential(*layers)
 
@@ -337,11 +349,14 @@ def mlp(
     init: str | Initializer = "orthogonal",
     output_gain: float = 1.0,
     gain: float = math.sqrt(2.0),
+    norm: str | None = None,
 ) -> Model:
     """A multilayer perceptron ``[..., in_dim] -> [..., out_dim]``.
 
     ``Linear -> activation`` for each width in ``hidden`` (may be empty), then a final
-    ``Linear``.  Params are named like ``nn.Sequential``'s (``"0.weight"``, ...).
+    ``Linear``; ``norm="layer"`` puts a ``LayerNorm`` (weight 1, bias 0 at init) between
+    each hidden ``Linear`` and its activation, as layer-norm critics do (e.g. Ball et al.,
+    2023).  Params are named like ``nn.Sequential``'s (``"0.weight"``, ...).
     With ``init="orthogonal"`` hidden layers use ``gain`` and the output layer
     ``output_gain``; ``output_gain`` is ignored for other inits.
 
@@ -352,13 +367,14 @@ def mlp(
         >>> net.apply(net.init(R.key(0)), torch.zeros(10, 4)).shape
         torch.Size([10, 2])
     """
-    module = _mlp_module(in_dim, hidden, out_dim, activation)
+    module = _mlp_module(in_dim, hidden, out_dim, activation, norm)
     last = str(len(module) - 1)
     wrapped = from_module(module, init, gain=gain, gains={last: output_gain})
     # Same params and result as ``wrapped.apply``, without functional_call's per-call
     # module re-parametrisation (about 100 us eager); activations hold no parameters.
     layers = [(str(i), layer) for i, layer in enumerate(module)]
-    stateful = [n for n, m in layers if not isinstance(m, tnn.Linear) and m.state_dict()]
+    fast = (tnn.Linear, tnn.LayerNorm)
+    stateful = [n for n, m in layers if not isinstance(m, fast) and m.state_dict()]
     if stateful:  # an activation with parameters (e.g. PReLU): use the generic path
         return wrapped
 
@@ -366,6 +382,9 @@ def mlp(
         for name, layer in layers:
             if isinstance(layer, tnn.Linear):
                 x = _linear(x, params[name + ".weight"], params[name + ".bias"])
+            elif isinstance(layer, tnn.LayerNorm):
+                w, b = params[name + ".weight"], params[name + ".bias"]
+                x = F.layer_norm(x, layer.normalized_shape, w, b, layer.eps)
             else:
                 x = layer(x)
         return x
@@ -407,9 +426,10 @@ def categorical_policy(
     activation: str | Callable[[], tnn.Module] = "tanh",
     init: str | Initializer = "orthogonal",
     output_gain: float = 0.01,
+    norm: str | None = None,
 ) -> Model:
     """Discrete policy: ``apply(params, obs [..., obs_dim]) -> logits [..., num_actions]``."""
-    net = mlp(obs_dim, hidden, num_actions, activation, init, output_gain)
+    net = mlp(obs_dim, hidden, num_actions, activation, init, output_gain, norm=norm)
     return _head(net, obs_dim, lambda x: x)
 
 
@@ -419,9 +439,10 @@ def value_net(
     activation: str | Callable[[], tnn.Module] = "tanh",
     init: str | Initializer = "orthogonal",
     output_gain: float = 1.0,
+    norm: str | None = None,
 ) -> Model:
     """State value: ``apply(params, obs [..., obs_dim]) -> v [...]`` (last dim squeezed)."""
-    net = mlp(obs_dim, hidden, 1, activation, init, output_gain)
+    net = mlp(obs_dim, hidden, 1, activation, init, output_gain, norm=norm)
     return _head(net, obs_dim, lambda x: x.squeeze(-1))
 
 
@@ -433,6 +454,7 @@ def gaussian_policy(
     activation: str | Callable[[], tnn.Module] = "tanh",
     init: str | Initializer = "orthogonal",
     output_gain: float = 0.01,
+    norm: str | None = None,
 ) -> Model:
     """PPO-style Gaussian policy with a state-independent learned ``log_std``.
 
@@ -440,7 +462,7 @@ def gaussian_policy(
     ``params["log_std"]`` has shape ``[act_dim]`` (initialised to ``log_std_init``) and is
     broadcast to ``mean``'s shape.
     """
-    net = mlp(obs_dim, hidden, act_dim, activation, init, output_gain)
+    net = mlp(obs_dim, hidden, act_dim, activation, init, output_gain, norm=norm)
     log_std0 = float(log_std_init)
 
     def init_fn(key: torch.Tensor) -> Params:
@@ -462,6 +484,7 @@ def tanh_gaussian_policy(
     log_std_max: float = 2.0,
     activation: str | Callable[[], tnn.Module] = "relu",
     init: str | Initializer = "default",
+    norm: str | None = None,
 ) -> Model:
     """SAC-style policy with a state-dependent ``log_std``.
 
@@ -472,7 +495,7 @@ def tanh_gaussian_policy(
     """
     if not log_std_min < log_std_max:
         raise ValueError(f"need log_std_min < log_std_max, got {log_std_min}, {log_std_max}")
-    net = mlp(obs_dim, hidden, 2 * act_dim, activation, init)
+    net = mlp(obs_dim, hidden, 2 * act_dim, activation, init, norm=norm)
     lo, span = float(log_std_min), float(log_std_max) - float(log_std_min)
 
     def post(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -488,22 +511,27 @@ def deterministic_policy(
     hidden: Sequence[int] = (256, 256),
     activation: str | Callable[[], tnn.Module] = "relu",
     init: str | Initializer = "default",
+    norm: str | None = None,
 ) -> Model:
     """DDPG/TD3 actor: ``apply(params, obs [..., obs_dim]) -> tanh(mlp(obs)) [..., act_dim]``
     in ``[-1, 1]`` (rescale to the action bounds outside)."""
-    net = mlp(obs_dim, hidden, act_dim, activation, init)
+    net = mlp(obs_dim, hidden, act_dim, activation, init, norm=norm)
     return _head(net, obs_dim, torch.tanh)
 
 
 class _Dueling(tnn.Module):
     """Shared torso, then ``q = v + a - mean(a)``."""
 
-    def __init__(self, obs_dim: int, hidden: Sequence[int], num_actions: int, act: Any):
+    def __init__(
+        self, obs_dim: int, hidden: Sequence[int], num_actions: int, act: Any, norm: Any = None
+    ):
         super().__init__()
         hidden = tuple(hidden)
         if not hidden:
             raise ValueError("dueling q_net needs at least one hidden layer, got hidden=()")
-        torso = _mlp_module(obs_dim, hidden[:-1], hidden[-1], act)
+        torso = list(_mlp_module(obs_dim, hidden[:-1], hidden[-1], act, norm))
+        if norm == "layer":
+            torso.append(tnn.LayerNorm(hidden[-1], device="meta"))
         self.torso = tnn.Sequential(*torso, _activation(act)())
         self.value = tnn.Linear(hidden[-1], 1, device="meta")
         self.advantage = tnn.Linear(hidden[-1], num_actions, device="meta")
@@ -521,6 +549,7 @@ def q_net(
     dueling: bool = False,
     activation: str | Callable[[], tnn.Module] = "relu",
     init: str | Initializer = "default",
+    norm: str | None = None,
 ) -> Model:
     """DQN Q-values: ``apply(params, obs [..., obs_dim]) -> q [..., num_actions]``.
 
@@ -528,10 +557,10 @@ def q_net(
     ``q = V(h) + A(h) - mean_a A(h)`` (params ``torso.*``, ``value.*``, ``advantage.*``).
     """
     if not dueling:
-        net = mlp(obs_dim, hidden, num_actions, activation, init, output_gain=1.0)
+        net = mlp(obs_dim, hidden, num_actions, activation, init, output_gain=1.0, norm=norm)
     else:
         _check_dims(obs_dim=obs_dim, num_actions=num_actions)
-        dueling_net = _Dueling(obs_dim, hidden, num_actions, activation)
+        dueling_net = _Dueling(obs_dim, hidden, num_actions, activation, norm)
         net = from_module(dueling_net, init, gains={"value": 1.0, "advantage": 1.0})
     return _head(net, obs_dim, lambda x: x)
 
@@ -542,13 +571,14 @@ def continuous_q_net(
     hidden: Sequence[int] = (256, 256),
     activation: str | Callable[[], tnn.Module] = "relu",
     init: str | Initializer = "default",
+    norm: str | None = None,
 ) -> Model:
     """SAC/TD3 critic: ``apply(params, obs [..., obs_dim], action [..., act_dim]) -> q [...]``.
 
     The MLP reads ``cat([obs, action], -1)``; leading dims of ``obs`` and ``action`` must
     be equal.
     """
-    net = mlp(obs_dim + act_dim, hidden, 1, activation, init, output_gain=1.0)
+    net = mlp(obs_dim + act_dim, hidden, 1, activation, init, output_gain=1.0, norm=norm)
 
     def apply(params: Params, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         _check_obs(obs, obs_dim)

@@ -334,3 +334,44 @@ def test_heads_population_transforms():
         return (*outs, models[-1].apply(ps[-1], obs, act))
 
     check_transforms(heads, params, obs, act, members=1, compile_rtol=1e-4, compile_atol=1e-5)
+
+
+def test_mlp_layer_norm_matches_the_torch_module_and_transforms():
+    net = nn.mlp(5, (8, 6), 3, "relu", norm="layer")
+    p = net.init(R.key(0))
+    assert sorted(p) == sorted(
+        f"{i}.{w}" for i in (0, 1, 3, 4, 6) for w in ("weight", "bias")
+    )  # Linear, LayerNorm, ReLU, Linear, LayerNorm, ReLU, Linear
+    torch.testing.assert_close(p["1.weight"], torch.ones(8))
+    torch.testing.assert_close(p["4.bias"], torch.zeros(6))
+    module = torch.nn.Sequential(
+        torch.nn.Linear(5, 8), torch.nn.LayerNorm(8), torch.nn.ReLU(),
+        torch.nn.Linear(8, 6), torch.nn.LayerNorm(6), torch.nn.ReLU(), torch.nn.Linear(6, 3),
+    )  # fmt: skip
+    p = {
+        k: v + 0.1 * R.normal(R.fold_in(R.key(1), i), v.shape) for i, (k, v) in enumerate(p.items())
+    }
+    x = R.normal(R.key(2), (7, 5))
+    ref = torch.func.functional_call(module, p, (x,))
+    torch.testing.assert_close(net.apply(p, x), ref)
+    h = net.apply(p, x)[:, 0]  # the fast path normalises: pre-activations have mean ~0
+    assert h.shape == (7,)
+    g = torch.func.grad(lambda q: net.apply(q, x).square().sum())(p)
+    g_ref = torch.func.grad(lambda q: torch.func.functional_call(module, q, (x,)).square().sum())(p)
+    assert tree.allclose(g, g_ref, rtol=1e-5, atol=1e-6)
+    check_transforms(net.apply, tree.stack([p, p]), torch.stack([x, x + 1]))
+
+
+def test_heads_take_norm():
+    q = nn.continuous_q_net(3, 2, (8,), norm="layer")
+    p = q.init(R.key(0))
+    assert "1.weight" in p and q.apply(p, torch.zeros(4, 3), torch.zeros(4, 2)).shape == (4,)
+    d = nn.q_net(3, 2, (8, 8), dueling=True, norm="layer")
+    assert d.apply(d.init(R.key(0)), torch.zeros(4, 3)).shape == (4, 2)
+    for head in (
+        nn.categorical_policy(3, 2, (8,), norm="layer"),
+        nn.value_net(3, (8,), norm="layer"),
+    ):
+        assert any(k.startswith("1.") for k in head.init(R.key(0)))
+    with pytest.raises(ValueError, match="norm must be None or 'layer'"):
+        nn.mlp(3, (4,), 1, norm="batch")
