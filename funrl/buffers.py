@@ -288,7 +288,8 @@ def prioritized_init(
     """
     s = init(example, capacity)
     dev = s.pos.device
-    alpha = torch.as_tensor(alpha, dtype=torch.float32, device=dev)
+    # A copy: state never aliases the caller's tensor (a compiled unit guards on aliasing).
+    alpha = torch.as_tensor(alpha, dtype=torch.float32, device=dev).clone()
     if alpha.ndim != 0:
         raise ValueError(f"alpha must be a float or 0-d tensor, got shape {list(alpha.shape)}")
     if _concrete(alpha) and not bool(alpha >= 0):
