@@ -27,8 +27,9 @@ PPO CartPole update 59.3k -> 66.4k, at about the same compile time
 
 Use it wherever you would call ``torch.compile`` on code that draws from ``funrl.random``::
 
+    >>> import functools
     >>> import funrl
-    >>> f = funrl.compile(lambda k: funrl.random.normal(k, (3,)))
+    >>> f = funrl.compile(functools.partial(funrl.random.normal, shape=(3,)))
     >>> f(funrl.random.key(0)).shape
     torch.Size([3])
 """
