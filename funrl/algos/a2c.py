@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from funrl import distributions as D
 from funrl import losses, optim, tree
 from funrl.algos import common, ppo
 from funrl.algos.common import Algo, OptimizerHParams, hparam
@@ -83,15 +82,10 @@ def a2c_loss(
     nets: ppo.Networks, config: Config, params: dict[str, Any], mb: dict[str, torch.Tensor], hp: Any
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Policy gradient + value regression - entropy bonus on the whole rollout."""
-    dist = nets.distribution(nets.actor.apply(params["actor"], mb["obs"]))
-    logp = dist.log_prob(mb["action"])
-    v = nets.critic.apply(params["critic"], mb["obs"])
-    adv = mb["advantage"]
-    if config.normalize_advantages:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    dist, logp, v, adv = ppo.minibatch_terms(nets, config, params, mb)
     pg, _ = losses.policy_gradient_loss(logp, adv)
     vl, v_diag = losses.value_loss(v, mb["target"])
-    entropy = -logp if isinstance(dist, D.TanhNormal) else dist.entropy()
+    entropy = ppo.entropy_of(dist, logp)
     el, _ = losses.entropy_loss(entropy)
     # SB3 weighs the value loss as vf_coef * MSE; value_loss is 0.5 * MSE.
     total = pg + 2.0 * hp.vf_coef * vl + hp.ent_coef * el

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import torch
 
 from funrl import optim, tree
+from funrl import random as R
 from funrl.envs.base import Environment
 from funrl.envs.registry import make as make_env
 from funrl.envs.spaces import Box, Discrete
@@ -27,16 +28,18 @@ __all__ = [
     "EnvStack",
     "HParams",
     "OptimizerHParams",
+    "acting",
     "check_hparams_cls",
     "check_hparams_if_concrete",
     "check_part",
     "episode_metrics",
+    "example_params",
     "expect_loss",
     "expect_shape",
     "hparam",
     "make_env_stack",
+    "network_step",
     "normalize_obs_for_act",
-    "optimizer_step",
     "remaker",
     "resolve_optimizer",
     "resolve_optimizers",
@@ -83,6 +86,24 @@ class Algo(NamedTuple):
         """The same algorithm with its compute units transformed (``funrl.algos.units``:
         ``compiled``, ``population(...)``), ``init`` included."""
         return self.remake(units=transform)
+
+
+def acting(
+    greedy: Callable[[Any, torch.Tensor], torch.Tensor],
+    explore: Callable[[Any, torch.Tensor, torch.Tensor], torch.Tensor],
+) -> Callable[..., torch.Tensor]:
+    """``Algo.act``: ``act(params, obs, key=None, deterministic=True)`` is
+    ``greedy(params, obs)``, or ``explore(params, obs, key)`` with a key and
+    ``deterministic=False``."""
+
+    def act(
+        params: Any, obs: torch.Tensor, key: torch.Tensor | None = None, deterministic: bool = True
+    ) -> torch.Tensor:
+        if deterministic or key is None:
+            return greedy(params, obs)
+        return explore(params, obs, key)
+
+    return act
 
 
 def remaker(make: Callable[..., Algo], config: Any, parts: dict[str, Any]) -> Callable[..., Algo]:
@@ -400,13 +421,18 @@ def resolve_optimizers(
     return opts, out
 
 
-def optimizer_step(
-    opt: Any, table: OptimizerHParams, opt_state: Any, grads: Any, params: Any, hp: Any
-) -> tuple[Any, Any]:
-    """``(params, opt_state)`` after one step of ``opt`` with its hyperparameters from ``hp``."""
-    opt_state = set_optimizer_hparams(opt_state, table, hp)
-    updates, opt_state = opt.update(grads, opt_state, params)
-    return optim.apply_updates(params, updates), opt_state
+def network_step(
+    opts: Mapping[str, Any], tables: Mapping[str, OptimizerHParams]
+) -> Callable[..., tuple[Any, Any]]:
+    """``step(net, grads, state, params, hp) -> (params, opt_state)``: one step of network
+    ``net``'s optimizer (state ``state.opt_state[net]``), its hyperparameters from ``hp``."""
+
+    def step(net: str, grads: Any, state: Any, params: Any, hp: Any) -> tuple[Any, Any]:
+        opt_state = set_optimizer_hparams(state.opt_state[net], tables[net], hp)
+        updates, opt_state = opts[net].update(grads, opt_state, params)
+        return optim.apply_updates(params, updates), opt_state
+
+    return step
 
 
 def set_optimizer_hparams(
@@ -433,6 +459,17 @@ def check_part(where: str, part: str, fn: Callable[..., Any], *args: Any) -> Any
         raise ValueError(
             f"{where}: {part} failed on example inputs: {type(e).__name__}: {e}"
         ) from e
+
+
+def example_params(where: str, nets: Any) -> dict[str, Any]:
+    """Params of every ``funrl.nn.Model`` field of a ``Networks`` record, from a fixed key
+    (for make-time checks); a failing ``init`` becomes a ``ValueError`` naming the network."""
+    models = {n: m for n, m in nets._asdict().items() if hasattr(m, "init") and hasattr(m, "apply")}
+    keys = R.split(R.key(0), max(len(models), 1))
+    return {
+        n: check_part(where, f"networks.{n}.init", m.init, keys[i])
+        for i, (n, m) in enumerate(models.items())
+    }
 
 
 def expect_shape(where: str, what: str, x: Any, shape: tuple[int, ...]) -> None:

@@ -22,17 +22,17 @@ Parts (:func:`make`): ``networks=Networks(q=...)`` (any ``funrl.nn.Model`` mappi
 
 Example::
 
-    >>> import funrl
+    >>> import torch, funrl
     >>> from funrl.algos import dqn
-    >>> cfg = dqn.Config(env="CartPole-v1", num_envs=2, batch_size=8, learning_starts=8,
-    ...                  buffer_size=64, hidden=(16,))
-    >>> algo = dqn.make(cfg)
-    >>> hp = dqn.HParams.create()
+    >>> algo = dqn.make(dqn.Config(num_envs=2, batch_size=8, learning_starts=8, buffer_size=64,
+    ...                            hidden=(16,), double_q=True))
+    >>> hp = dqn.HParams.create(lr=3e-3)
     >>> state = algo.init(funrl.random.key(0), hp)
     >>> for _ in range(6):
     ...     state, metrics = algo.update(state, hp)
-    >>> int(state.global_step), bool(metrics["loss"].isfinite())
-    (48, True)
+    >>> q = algo.networks.q.apply(state.params, torch.zeros(3, 4))  # Q-values of 3 states
+    >>> int(state.global_step), q.shape, bool(metrics["loss"].isfinite())
+    (48, torch.Size([3, 2]), True)
 """
 
 from __future__ import annotations
@@ -343,30 +343,15 @@ def make(
     def act_params(state: TrainState) -> dict[str, Any]:
         return {"q": state.params}
 
-    def act(
-        params: dict[str, Any],
-        obs: torch.Tensor,
-        key: torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> torch.Tensor:
-        if deterministic or key is None:
-            return nets.q.apply(params["q"], obs).argmax(-1)
-        return eps_greedy(params["q"], obs, torch.tensor(0.05), key)
-
-    return Algo(
-        name=name,
-        config=config,
-        init=units(init, "init"),
-        update=update,
-        act=act,
-        act_params=act_params,
-        env_stack=stack,
-        hparams_cls=hparams_cls,
-        steps_per_update=config.steps_per_update,
-        networks=nets,
-        optimizer=opt,
-        remake=common.remaker(make, config, parts),
+    act = common.acting(
+        lambda p, obs: nets.q.apply(p["q"], obs).argmax(-1),
+        lambda p, obs, key: eps_greedy(p["q"], obs, torch.tensor(0.05), key),
     )
+
+    return Algo(name=name, config=config, init=units(init, "init"), update=update, act=act,
+                act_params=act_params, env_stack=stack, hparams_cls=hparams_cls,
+                steps_per_update=config.steps_per_update, networks=nets, optimizer=opt,
+                remake=common.remaker(make, config, parts))  # fmt: skip
 
 
 def _check_parts(
@@ -381,7 +366,7 @@ def _check_parts(
     """Run the network and the loss once on example inputs (``ValueError`` naming the part)."""
     if not isinstance(nets, Networks) or not isinstance(nets.q, fnn.Model):
         raise TypeError(f"{where}: networks must be dqn.Networks(q=<funrl.nn.Model>), got {nets!r}")
-    params = common.check_part(where, "networks.q.init", nets.q.init, R.key(0))
+    params = common.example_params(where, nets)["q"]
     q = common.check_part(where, "networks.q.apply", nets.q.apply, params, torch.zeros(2, obs_dim))
     common.expect_shape(where, f"networks.q's output for obs [2, {obs_dim}]", q, (2, num_actions))
     batch = tree.stack([_example(obs_dim)] * 2)

@@ -53,8 +53,10 @@ __all__ = [
     "Networks",
     "TrainState",
     "default_networks",
+    "entropy_of",
     "gae_advantages",
     "make",
+    "minibatch_terms",
     "ppo_loss",
 ]
 
@@ -250,6 +252,29 @@ def gae_advantages(
     return adv, adv + v_t, {}
 
 
+def minibatch_terms(
+    nets: Networks, config: Config, params: dict[str, Any], mb: dict[str, torch.Tensor]
+) -> tuple[Any, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(dist, logp, v, adv)`` every actor-critic loss needs on minibatch ``mb``: the
+    current policy, its log-probs of ``mb["action"]``, the critic's values and the
+    advantages (normalised when ``config.normalize_advantages``)."""
+    dist = nets.distribution(nets.actor.apply(params["actor"], mb["obs"]))
+    logp = dist.log_prob(mb["action"])
+    v = nets.critic.apply(params["critic"], mb["obs"])
+    adv = mb["advantage"]
+    if config.normalize_advantages:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    return dist, logp, v, adv
+
+
+def entropy_of(dist: Any, logp: torch.Tensor) -> torch.Tensor:
+    """``dist``'s entropy; for a tanh-squashed Gaussian (no closed form) the one-sample
+    estimate ``-log p(a)``."""
+    if isinstance(dist, D.TanhNormal):
+        return -logp
+    return dist.entropy()
+
+
 def ppo_loss(
     nets: Networks, config: Config, params: dict[str, Any], mb: dict[str, torch.Tensor], hp: Any
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -258,18 +283,13 @@ def ppo_loss(
     ``mb`` holds ``obs``, ``action``, ``logp`` (behaviour), ``value`` (old), ``advantage``
     and ``target``, each ``[minibatch, ...]``.
     """
-    dist = nets.distribution(nets.actor.apply(params["actor"], mb["obs"]))
-    logp = dist.log_prob(mb["action"])
-    v = nets.critic.apply(params["critic"], mb["obs"])
-    adv = mb["advantage"]
-    if config.normalize_advantages:
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    dist, logp, v, adv = minibatch_terms(nets, config, params, mb)
     pg, pg_diag = losses.ppo_clip_loss(logp, mb["logp"], adv, hp.clip_eps)
     if config.clip_value:
         vl, v_diag = losses.value_loss(v, mb["target"], mb["value"], hp.clip_eps)
     else:
         vl, v_diag = losses.value_loss(v, mb["target"])
-    entropy = _entropy(dist, logp)
+    entropy = entropy_of(dist, logp)
     el, _ = losses.entropy_loss(entropy)
     total = pg + hp.vf_coef * vl + hp.ent_coef * el
     metrics = {
@@ -282,12 +302,6 @@ def ppo_loss(
         "explained_variance": v_diag["explained_variance"],
     }
     return total, metrics
-
-
-def _entropy(dist: Any, logp: torch.Tensor) -> torch.Tensor:
-    if isinstance(dist, D.TanhNormal):  # no closed form: the one-sample estimate -log p(a)
-        return -logp
-    return dist.entropy()
 
 
 _TRAJ = ("obs", "action", "reward", "terminated", "truncated", "next_obs")
@@ -485,32 +499,16 @@ def make(
             out["obs_norm"] = stack.obs_moments(state.collector.env_state)
         return out
 
-    def act(
-        params: dict[str, Any],
-        obs: torch.Tensor,
-        key: torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> torch.Tensor:
+    def dist(params: dict[str, Any], obs: torch.Tensor) -> Any:  # on raw env observations
         obs = common.normalize_obs_for_act(stack, params.get("obs_norm"), obs)
-        dist = nets.distribution(nets.actor.apply(params["actor"], obs))
-        if deterministic or key is None:
-            return dist.mode()
-        return dist.sample(key)
+        return nets.distribution(nets.actor.apply(params["actor"], obs))
 
-    return Algo(
-        name=name,
-        config=config,
-        init=units(init, "init"),
-        update=update,
-        act=act,
-        act_params=act_params,
-        env_stack=stack,
-        hparams_cls=hparams_cls,
-        steps_per_update=config.batch_size,
-        networks=nets,
-        optimizer=opt,
-        remake=common.remaker(make, config, parts),
-    )
+    act = common.acting(lambda p, o: dist(p, o).mode(), lambda p, o, k: dist(p, o).sample(k))
+
+    return Algo(name=name, config=config, init=units(init, "init"), update=update, act=act,
+                act_params=act_params, env_stack=stack, hparams_cls=hparams_cls,
+                steps_per_update=config.batch_size, networks=nets, optimizer=opt,
+                remake=common.remaker(make, config, parts))  # fmt: skip
 
 
 def _check_parts(
@@ -525,15 +523,11 @@ def _check_parts(
     """Act, estimate advantages and take the loss once on a 2 x 2 example rollout."""
     if not isinstance(nets, Networks):
         raise TypeError(f"{where}: networks must be ppo.Networks(actor, critic, distribution)")
-    k = R.split(R.key(0), 3)
-    params = {
-        "actor": common.check_part(where, "networks.actor.init", nets.actor.init, k[0]),
-        "critic": common.check_part(where, "networks.critic.init", nets.critic.init, k[1]),
-    }
+    params, key = common.example_params(where, nets), R.key(1)
     obs = torch.zeros(2, 2, stack.obs_dim)
     out = common.check_part(where, "networks.actor.apply", nets.actor.apply, params["actor"], obs)
     dist = common.check_part(where, "networks.distribution", nets.distribution, out)
-    action = common.check_part(where, "the distribution's sample", dist.sample, k[2])
+    action = common.check_part(where, "the distribution's sample", dist.sample, key)
     shape = (2, 2, *stack.action_space.shape)
     common.expect_shape(where, "actions sampled for obs [2, 2, obs_dim]", action.float(), shape)
     v = common.check_part(where, "networks.critic.apply", nets.critic.apply, params["critic"], obs)

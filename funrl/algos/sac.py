@@ -29,15 +29,14 @@ Example::
 
     >>> import funrl
     >>> from funrl.algos import sac
-    >>> cfg = sac.Config(env="Pendulum-v1", num_envs=2, batch_size=8, learning_starts=8,
-    ...                  buffer_size=64, hidden=(16,))
-    >>> algo = sac.make(cfg)
-    >>> hp = sac.HParams.create()
+    >>> algo = sac.make(sac.Config(env="CartPole-v1", discrete=True, batch_size=8,
+    ...                            learning_starts=4, buffer_size=32, hidden=(16,)))
+    >>> hp = algo.hparams_cls.create()  # DiscreteHParams: target entropy 0.89 log 2
     >>> state = algo.init(funrl.random.key(0), hp)
-    >>> for _ in range(5):
+    >>> for _ in range(10):
     ...     state, metrics = algo.update(state, hp)
-    >>> int(state.global_step), bool(metrics["critic_loss"].isfinite())
-    (10, True)
+    >>> int(state.grad_step), float(metrics["alpha"]) < 1.0  # 8 in the buffer from step 8
+    (3, True)
 """
 
 from __future__ import annotations
@@ -344,10 +343,7 @@ def make(
             key=k_state,
         )
 
-    def step(net: str, grads: Any, state: Any, params: Any, hp: Any) -> tuple[Any, Any]:
-        return common.optimizer_step(
-            opts[net], tables[net], state.opt_state[net], grads, params, hp
-        )
+    step = common.network_step(opts, tables)
 
     def learn_step(
         state: Any, b: dict[str, torch.Tensor], keys: list, hp: Any, variant: Any
@@ -399,32 +395,16 @@ def make(
     def act_params(state: Any) -> dict[str, Any]:
         return {"actor": state.params["actor"]}
 
-    def act(
-        params: dict[str, Any],
-        obs: torch.Tensor,
-        key: torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> torch.Tensor:
+    def dist(params: dict[str, Any], obs: torch.Tensor) -> Any:
         out = nets.actor.apply(params["actor"], obs)
-        dist: Any = D.Categorical(out) if config.discrete else _tanh_normal(out)
-        if deterministic or key is None:
-            return dist.mode()
-        return dist.sample(key)
+        return D.Categorical(out) if config.discrete else _tanh_normal(out)
 
-    return Algo(
-        name=name,
-        config=config,
-        init=units(init, "init"),
-        update=update,
-        act=act,
-        act_params=act_params,
-        env_stack=stack,
-        hparams_cls=hparams_cls,
-        steps_per_update=config.steps_per_update,
-        networks=nets,
-        optimizer=opts,
-        remake=common.remaker(make, config, parts),
-    )
+    act = common.acting(lambda p, o: dist(p, o).mode(), lambda p, o, k: dist(p, o).sample(k))
+
+    return Algo(name=name, config=config, init=units(init, "init"), update=update, act=act,
+                act_params=act_params, env_stack=stack, hparams_cls=hparams_cls,
+                steps_per_update=config.steps_per_update, networks=nets, optimizer=opts,
+                remake=common.remaker(make, config, parts))  # fmt: skip
 
 
 def _check_action_space(where: str, space: Any, discrete: bool) -> None:
@@ -449,12 +429,8 @@ def _check_parts(
     """Run the networks and losses once on a batch of 2 example transitions."""
     if not isinstance(nets, Networks):
         raise TypeError(f"{where}: networks must be sac.Networks(actor, critic), got {nets!r}")
-    k = R.split(R.key(0), 3)
-    params = {
-        "actor": common.check_part(where, "networks.actor.init", nets.actor.init, k[0]),
-        "critic": common.check_part(where, "networks.critic.init", nets.critic.init, k[1]),
-        "log_alpha": torch.zeros(()),
-    }
+    params = {**common.example_params(where, nets), "log_alpha": torch.zeros(())}
+    key = R.key(1)
     b = tree.stack([offpolicy.plain_example(stack)] * 2)
     space = stack.action_space
     if config.discrete:
@@ -498,10 +474,10 @@ def _check_parts(
     hp, alpha = hparams_cls.create(), torch.ones(())
     target = {"critic": params["critic"]}
     out = common.check_part(where, "critic_loss_fn", critic_loss_fn, nets, config, params["critic"],
-                     params, target, b, k[2], hp, alpha)  # fmt: skip
+                     params, target, b, key, hp, alpha)  # fmt: skip
     common.expect_loss(where, "critic_loss_fn", out)
     out = common.check_part(where, "actor_loss_fn", actor_loss_fn, nets, config, params["actor"],
-                     params["critic"], b["obs"], k[2], hp, alpha)  # fmt: skip
+                     params["critic"], b["obs"], key, hp, alpha)  # fmt: skip
     _, aux = common.expect_loss(where, "actor_loss_fn", out)
     if not (isinstance(aux, tuple) and len(aux) == 2 and isinstance(aux[0], dict)):
         raise ValueError(f"{where}: actor_loss_fn must return (loss, (metrics dict, logp))")

@@ -25,17 +25,14 @@ this recipe with one critic, no target smoothing and no delay.
 
 Example::
 
-    >>> import funrl
+    >>> import torch, funrl
     >>> from funrl.algos import td3
-    >>> cfg = td3.Config(env="Pendulum-v1", num_envs=2, batch_size=8, learning_starts=8,
-    ...                  buffer_size=64, hidden=(16,))
-    >>> algo = td3.make(cfg)
-    >>> hp = td3.HParams.create()
-    >>> state = algo.init(funrl.random.key(0), hp)
-    >>> for _ in range(5):
-    ...     state, metrics = algo.update(state, hp)
-    >>> int(state.global_step), bool(metrics["critic_loss"].isfinite())
-    (10, True)
+    >>> algo = td3.make(td3.Config(num_critics=3, batch_size=16, learning_starts=16,
+    ...                            buffer_size=64, hidden=(16,), gradient_steps=2))
+    >>> state = algo.init(funrl.random.key(0), td3.HParams.create())
+    >>> q = algo.networks.critic.apply(state.params["critic"], torch.zeros(5, 3), torch.zeros(5, 1))
+    >>> q.shape  # three critics; the target takes their min
+    torch.Size([3, 5])
 """
 
 from __future__ import annotations
@@ -296,10 +293,7 @@ def make(
             key=k_state,
         )
 
-    def step(net: str, grads: Any, state: Any, params: Any, hp: Any) -> tuple[Any, Any]:
-        return common.optimizer_step(
-            opts[net], tables[net], state.opt_state[net], grads, params, hp
-        )
+    step = common.network_step(opts, tables)
 
     def learn_step(
         state: Any, b: dict[str, torch.Tensor], keys: list, hp: Any, variant: str
@@ -355,31 +349,16 @@ def make(
     def act_params(state: Any) -> dict[str, Any]:
         return {"actor": state.params["actor"]}
 
-    def act(
-        params: dict[str, Any],
-        obs: torch.Tensor,
-        key: torch.Tensor | None = None,
-        deterministic: bool = True,
-    ) -> torch.Tensor:
+    def noisy(params: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
         mu = nets.actor.apply(params["actor"], obs)
-        if deterministic or key is None:
-            return mu
         return torch.clamp(mu + 0.1 * R.normal(key, mu.shape), -1.0, 1.0)
 
-    return Algo(
-        name=name,
-        config=config,
-        init=units(init, "init"),
-        update=update,
-        act=act,
-        act_params=act_params,
-        env_stack=stack,
-        hparams_cls=hparams_cls,
-        steps_per_update=config.steps_per_update,
-        networks=nets,
-        optimizer=opts,
-        remake=common.remaker(make, config, parts),
-    )
+    act = common.acting(lambda p, obs: nets.actor.apply(p["actor"], obs), noisy)
+
+    return Algo(name=name, config=config, init=units(init, "init"), update=update, act=act,
+                act_params=act_params, env_stack=stack, hparams_cls=hparams_cls,
+                steps_per_update=config.steps_per_update, networks=nets, optimizer=opts,
+                remake=common.remaker(make, config, parts))  # fmt: skip
 
 
 def _scalars(metrics: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -398,11 +377,7 @@ def _check_parts(
     """Run the networks and losses once on a batch of 2 example transitions."""
     if not isinstance(nets, Networks):
         raise TypeError(f"{where}: networks must be td3.Networks(actor, critic), got {nets!r}")
-    k = R.split(R.key(0), 3)
-    params = {
-        "actor": common.check_part(where, "networks.actor.init", nets.actor.init, k[0]),
-        "critic": common.check_part(where, "networks.critic.init", nets.critic.init, k[1]),
-    }
+    params, key = common.example_params(where, nets), R.key(1)
     b = tree.stack([offpolicy.plain_example(stack)] * 2)
     act_shape = (2, *stack.action_space.shape)
     a = common.check_part(
@@ -419,8 +394,8 @@ def _check_parts(
         )
     hp = hparams_cls.create()
     out = common.check_part(where, "critic_loss_fn", critic_loss_fn, nets, config, params["critic"],
-                     params, params, b, k[2], hp)  # fmt: skip
+                     params, params, b, key, hp)  # fmt: skip
     common.expect_loss(where, "critic_loss_fn", out)
     out = common.check_part(where, "actor_loss_fn", actor_loss_fn, nets, config, params["actor"],
-                     params["critic"], b["obs"], k[2], hp)  # fmt: skip
+                     params["critic"], b["obs"], key, hp)  # fmt: skip
     common.expect_loss(where, "actor_loss_fn", out)
