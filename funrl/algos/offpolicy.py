@@ -34,6 +34,7 @@ Example: the pieces a recipe reuses::
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
@@ -357,6 +358,13 @@ def make_update(
     The state must have the :class:`TrainState` fields; every metric is 0-d (learn
     metrics are averaged over the update's gradient steps, ignoring masked ones).
     """
+    if config.gradient_steps and config.total_timesteps <= config.learning_starts:
+        warnings.warn(
+            f"{type(config).__module__.rsplit('.', 1)[-1]}: total_timesteps "
+            f"({config.total_timesteps}) <= learning_starts ({config.learning_starts}): "
+            "this run takes no gradient step and evaluates an untrained policy",
+            stacklevel=3,
+        )
     env_step = collectors.make_step(stack.env, policy)
     donate, num_envs = config.donate_buffer, config.num_envs
 

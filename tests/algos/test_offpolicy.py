@@ -50,3 +50,11 @@ def test_sample_batch_under_vmap_matches_members():
     )
     assert out["x"].shape == (2, 8, 2)
     assert (out["x"][1] > 0).all()  # learning: only filled slots
+
+
+def test_a_run_shorter_than_learning_starts_warns():
+    from funrl.algos import td3
+
+    cfg = td3.Config(learning_starts=1000, total_timesteps=500, hidden=(8,), batch_size=8)
+    with pytest.warns(UserWarning, match=r"td3: total_timesteps \(500\) <= learning_starts"):
+        td3.make(cfg)
