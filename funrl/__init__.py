@@ -23,11 +23,10 @@ from funrl import (
     returns,
     tree,
 )
+from funrl._version import __version__
 from funrl.compiling import compile
 from funrl.envs.registry import make, register, registered
 from funrl.train import evaluate, train
-
-__version__ = "0.1.0.dev0"
 
 __all__ = [
     "__version__",

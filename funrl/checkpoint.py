@@ -52,6 +52,8 @@ from typing import Any
 import torch
 import torch.utils._pytree as _pt
 
+from funrl._version import __version__
+
 __all__ = [
     "Checkpoint",
     "CheckpointError",
@@ -278,10 +280,8 @@ def _decode_config(rec: Any) -> Any:
 
 
 def _versions() -> dict[str, str]:
-    import funrl
-
     return {
-        "funrl": str(funrl.__version__),
+        "funrl": __version__,
         "torch": str(torch.__version__),
         "python": platform.python_version(),
     }
