@@ -22,11 +22,11 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-__all__ = ["main"]
+__all__ = ["Run", "add_run_arguments", "build_parser", "loop_options", "main", "parse_run"]
 
 ALGOS = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
 
@@ -142,12 +142,28 @@ def _read_toml(path: str, mod: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return cfg, hp
 
 
+class Run(NamedTuple):
+    """What the run arguments (:func:`add_run_arguments`) ask for.
+
+    Attributes:
+      module: the algorithm's module (``funrl.algos.ppo``).
+      config: its ``Config``, validated.
+      hparams: ``HParams.create(**overrides)``, checked.
+      overrides: the HParams fields the TOML file and ``--set`` gave (for populations).
+    """
+
+    module: Any
+    config: Any
+    hparams: Any
+    overrides: dict[str, Any]
+
+
 def _apply_sets(
     mod: Any,
     sets: list[str],
     config_kwargs: dict[str, Any],
     hp_kwargs: dict[str, Any] | None = None,
-) -> tuple[Any, Any]:
+) -> Run:
     config_fields = {f.name: f.default for f in dataclasses.fields(mod.Config)}
     config_fields.update(config_kwargs)
     hp_defaults = {k: v for k, v in vars(mod.HParams.create()).items()}
@@ -171,7 +187,7 @@ def _apply_sets(
         hparams.check()
     except (ValueError, TypeError) as e:
         raise SystemExit(f"funrl: {e}") from None
-    return config, hparams
+    return Run(mod, config, hparams, hp_over)
 
 
 def _check_env(env_id: str) -> None:
@@ -185,32 +201,10 @@ def _check_env(env_id: str) -> None:
         raise SystemExit(f"funrl: unknown env {env_id!r}.{hint} See `funrl list`.")
 
 
-def _train_data_parallel(args: argparse.Namespace, config: Any) -> int:
-    """``funrl train ... --nproc N``: data-parallel training under torchrun (gloo/NCCL)."""
-    if args.algo not in ("ppo", "a2c"):
-        raise SystemExit(f"funrl: --nproc supports ppo and a2c (data-parallel), not {args.algo}")
-    from funrl import distributed
-
-    argv = ["dataparallel", args.algo, "--env", args.env, "--seed", str(args.seed)]
-    argv += ["--updates", str(config.num_updates), "--eval-episodes", str(args.eval_episodes)]
-    argv += ["--threads", str(args.threads), "--compile" if args.compile else "--no-compile"]
-    for item in args.set or []:
-        argv += ["--set", item]
-    if args.out:
-        argv += ["--out", str(args.out)]
-    if args.checkpoint:
-        argv += ["--checkpoint", str(args.checkpoint)]
-    if args.quiet:
-        argv.append("--quiet")
-    print(
-        f"funrl: launching {args.nproc} processes: {' '.join(distributed.launch_command(args.nproc, argv))}",
-        flush=True,
-    )
-    return distributed.launch(args.nproc, argv)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
+def parse_run(args: argparse.Namespace) -> Run:
+    """The algorithm, config and hyperparameters of parsed run arguments: the TOML file,
+    then ``--env``/``--total-steps``, then ``--set`` (last wins).  Every error (a typo in
+    a name, a bad value) is a ``SystemExit`` naming close matches, before anything runs."""
     mod = _algo_module(args.algo)
     cfg_kwargs, hp_kwargs = _read_toml(args.config, mod) if args.config else ({}, {})
     if args.env is not None:
@@ -219,37 +213,73 @@ def cmd_train(args: argparse.Namespace) -> int:
     _check_env(args.env)
     if args.total_steps is not None:
         cfg_kwargs["total_timesteps"] = args.total_steps
-    config, hparams = _apply_sets(mod, args.set or [], cfg_kwargs, hp_kwargs)
+    return _apply_sets(mod, args.set or [], cfg_kwargs, hp_kwargs)
+
+
+def make_algo(run: Run) -> Any:
+    """``run.module.make(run.config)``; a bad config is a ``SystemExit`` with the reason."""
     try:
-        algo = mod.make(config)
+        return run.module.make(run.config)
     except (ValueError, TypeError) as e:
         raise SystemExit(f"funrl: {e}") from None
-    if args.nproc > 1:
-        return _train_data_parallel(args, config)
-    import funrl
 
+
+def loop_options(args: argparse.Namespace, out: Path | None = None) -> dict[str, Any]:
+    """The host loop's features (``funrl.loop.run``) from parsed run arguments."""
+    return {
+        "num_updates": args.updates,
+        "out_dir": out if out is not None else args.out,
+        "progress": not args.quiet,
+        "eval_every": args.eval_every,
+        "target_return": args.target_return,
+        "checkpoint_path": args.checkpoint,
+        "checkpoint_every": args.checkpoint_every,
+        "resume": args.resume,
+    }
+
+
+def _launch_data_parallel(args: argparse.Namespace, algo: Any, out: Path) -> int:
+    """``funrl train ... --nproc N``: ``python -m funrl.distributed dataparallel`` with the
+    same arguments under torchrun, once the algorithm is known to run data-parallel."""
+    from funrl import distributed
+
+    try:
+        distributed.data_parallel(algo)
+    except ValueError as e:
+        raise SystemExit(f"funrl: --nproc {args.nproc}: {e}") from None
+    argv = distributed.without_nproc(["dataparallel", *args.argv[1:], "--out", str(out)])
+    cmd = " ".join(distributed.launch_command(args.nproc, argv))
+    print(f"funrl: launching {args.nproc} processes: {cmd}", flush=True)
+    return distributed.launch(args.nproc, argv)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    run = parse_run(args)
+    algo = make_algo(run)
     out = (
         Path(args.out)
         if args.out
         else Path("runs")
         / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+    if args.nproc > 1:
+        return _launch_data_parallel(args, algo, out)
+    import funrl
+
     print(
         f"funrl {funrl.__version__}: {args.algo} on {args.env}, seed {args.seed}, "
-        f"{config.total_timesteps:,} steps, compile={'on' if args.compile else 'off'}, "
+        f"{run.config.total_timesteps:,} steps, compile={'on' if args.compile else 'off'}, "
         f"{torch.get_num_threads()} thread(s), metrics -> {out}",
         flush=True,
     )
     result = funrl.train(
         algo,
         funrl.random.key(args.seed),
-        hparams,
+        run.hparams,
         compile=args.compile,
-        out_dir=out,
-        progress=not args.quiet,
-        eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
-        target_return=args.target_return,
+        **loop_options(args, out),
     )
     sps = result.env_steps / max(result.wall_time_s - result.compile_time_s, 1e-9)
     print(
@@ -261,16 +291,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.checkpoint:
-        from funrl import checkpoint
-
-        meta = {
-            "updates": result.updates,
-            "env_steps": result.env_steps,
-            "seed": args.seed,
-            "eval_return": result.eval_return,
-        }
-        path = checkpoint.save(args.checkpoint, result.state, algo=algo, hparams=hparams, meta=meta)
-        print(f"checkpoint: {path} (funrl eval {path})", flush=True)
+        print(f"checkpoint: {args.checkpoint} (funrl eval {args.checkpoint})", flush=True)
     return 0
 
 
@@ -287,7 +308,13 @@ def _load_for_eval(path: str, member: int | None) -> tuple[Any, Any, Any]:
         raise SystemExit(f"funrl: {path} has no algorithm/config (save it with algo=...)")
     mod = _algo_module(name)
     algo = mod.make(ck.config)
-    state = ck.state if member is None else tree.index(ck.state, member)
+    state = ck.state
+    if isinstance(state, dict) and "states" in state:  # funrl.population.save_members
+        state = state["states"]
+        if member is None and ck.meta.get("mode") == "data_parallel":
+            member = 0  # every rank holds the same params
+    if member is not None:  # (a None leaf is an absent optional state: nothing to index)
+        state = tree.map(lambda x: x if x is None else x[member], state)
     like = algo.init(_key(0), mod.HParams.create())  # shapes only: hparams values don't matter
     try:
         checkpoint.check_like(state, like, where=path)
@@ -417,6 +444,64 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments ``funrl train`` and ``python -m funrl.distributed`` share (read them
+    with :func:`parse_run` and :func:`loop_options`)."""
+    p.add_argument("algo", help=f"algorithm: {', '.join(ALGOS)}")
+    p.add_argument(
+        "--env", default=None, help="environment id (see `funrl list`; default CartPole-v1)"
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE.toml",
+        help="TOML file of Config/HParams fields (name = value); --set overrides it",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the run's key (default 0)")
+    p.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
+    p.add_argument("--updates", type=int, default=None, help="updates (default: from the steps)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="NAME=VALUE",
+        help="set a Config or HParams field, e.g. --set lr=3e-4 --set num_envs=32",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="compile each compute unit with torch.compile (default; --no-compile: eager)",
+    )
+    p.add_argument(
+        "--out", default=None, help="output folder for metrics (funrl train: runs/<name>)"
+    )
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument("--target-return", type=float, default=None, help="stop once eval reaches it")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH",
+        help="save the state here at the end (for funrl eval / export / --resume)",
+    )
+    p.add_argument("--checkpoint-every", type=int, default=None, help="and every N updates")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("FUNRL_THREADS", "1")),
+        help="torch threads per process (default 1, or $FUNRL_THREADS)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="run N processes with torchrun (funrl train: data-parallel, for algorithms "
+        "with one optimizer: ppo, a2c)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="funrl", description="Functional RL on PyTorch.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -426,55 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an agent; "
         "every Config and HParams field can be set with --set name=value.",
     )
-    t.add_argument("algo", help=f"algorithm: {', '.join(ALGOS)}")
-    t.add_argument(
-        "--env", default=None, help="environment id (see `funrl list`; default CartPole-v1)"
-    )
-    t.add_argument(
-        "--config",
-        default=None,
-        metavar="FILE.toml",
-        help="TOML file of Config/HParams fields (name = value); --set overrides it",
-    )
-    t.add_argument("--seed", type=int, default=0, help="seed of the run's key (default 0)")
-    t.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
-    t.add_argument(
-        "--set",
-        action="append",
-        metavar="NAME=VALUE",
-        help="set a Config or HParams field, e.g. --set lr=3e-4 --set num_envs=32",
-    )
-    t.add_argument(
-        "--compile",
-        dest="compile",
-        action="store_true",
-        default=True,
-        help="compile each compute unit with torch.compile (default)",
-    )
-    t.add_argument("--no-compile", dest="compile", action="store_false", help="run eagerly")
-    t.add_argument("--out", default=None, help="output folder for metrics (default runs/<name>)")
-    t.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates")
-    t.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
-    t.add_argument("--target-return", type=float, default=None, help="stop once eval reaches it")
-    t.add_argument(
-        "--threads",
-        type=int,
-        default=int(os.environ.get("FUNRL_THREADS", "1")),
-        help="torch threads (default 1, or $FUNRL_THREADS)",
-    )
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument(
-        "--nproc",
-        type=int,
-        default=1,
-        help="data-parallel over N processes with torch.distributed (ppo, a2c; torchrun)",
-    )
-    t.add_argument(
-        "--checkpoint",
-        default=None,
-        metavar="PATH",
-        help="save the final state here (for funrl eval / export / resuming)",
-    )
+    add_run_arguments(t)
     t.set_defaults(fn=cmd_train)
     threads = int(os.environ.get("FUNRL_THREADS", "1"))
     e = sub.add_parser(
@@ -538,7 +575,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `train --nproc N` hands its own arguments to the ranks
     return int(args.fn(args))
 
 

@@ -24,7 +24,9 @@ from funrl import optim, tree
 from funrl import population as pop
 from funrl import random as R
 from funrl.algos import ppo
+from funrl.distributed import collectives
 from funrl.testing import check_transforms
+from funrl.train import split_key
 
 TINY = ppo.Config(num_envs=2, num_steps=8, num_minibatches=2, update_epochs=2, hidden=(16,))
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +55,6 @@ def _pbt_hps(p: int) -> ppo.HParams:
 
 def _pop_inputs() -> tuple[torch.Tensor, ppo.HParams]:
     return pop.member_keys(R.key(3), POP_P), pop.hparams(ppo.HParams, POP_P, lr=[1e-3, 3e-3, 1e-2])
-
-
-def _dp_opt() -> optim.GradientTransformation:
-    return D.allreduce_grads(
-        optim.chain(optim.clip_by_global_norm(0.5), optim.adam(2.5e-4, eps=1e-5))
-    )
 
 
 # ---- in-process: shards, packing, world of one --------------------------------------------
@@ -98,7 +94,7 @@ def test_pack_unpack_roundtrip_mixed_dtypes():
         torch.zeros(4, 0),
         torch.ones(4, 2, 2, dtype=torch.int32),
     ]
-    bufs = D._pack(leaves, 4)
+    bufs = collectives.pack_rows(leaves, 4)
     assert [b.dtype for b in bufs] == [
         torch.float32,
         torch.uint8,
@@ -107,9 +103,11 @@ def test_pack_unpack_roundtrip_mixed_dtypes():
         torch.int32,
     ]
     assert [tuple(b.shape) for b in bufs] == [(4, 6), (4, 1), (4, 1), (4, 1), (4, 4)]
-    back = D._unpack(bufs, leaves)
+    back = collectives.unpack_rows(bufs, leaves)
     assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(back, leaves))
-    rows = D._unpack([b[[2, 0]] for b in bufs], leaves)  # row selection commutes with packing
+    rows = collectives.unpack_rows(
+        [b[[2, 0]] for b in bufs], leaves
+    )  # row selection commutes with packing
     assert all(torch.equal(a, b[[2, 0]]) for a, b in zip(rows, leaves))
 
 
@@ -176,6 +174,7 @@ def test_main_population_in_a_world_of_one_writes_summary_and_checkpoint(tmp_pat
         "--updates",
         "4",
         "--quiet",
+        "--no-compile",
         "--eval-episodes",
         "1",
         "--sample",
@@ -204,7 +203,7 @@ def test_main_population_in_a_world_of_one_writes_summary_and_checkpoint(tmp_pat
 
 def test_world_of_one_population_matches_population_train_and_resumes(tmp_path):
     keys, hps = _pop_inputs()
-    kw = dict(progress=False, eval_episodes=2, pbt=POP_CFG)
+    kw = dict(compile=False, progress=False, eval_episodes=2, pbt=POP_CFG)
     algo = ppo.make(TINY)
     ref = pop.train(algo, keys, hps, num_updates=3, **kw)
     got = D.train_population(
@@ -313,7 +312,7 @@ def test_two_ranks_population_matches_one_process_and_resumes_on_one(two_ranks, 
     out, res = two_ranks
     keys, hps = _pop_inputs()
     algo = ppo.make(TINY)
-    kw = dict(progress=False, eval_episodes=2, pbt=POP_CFG)
+    kw = dict(compile=False, progress=False, eval_episodes=2, pbt=POP_CFG)
     ref3 = pop.train(algo, keys, hps, num_updates=3, **kw)
     got = res[0]["pop"]
     assert res[1]["pop"] is None
@@ -337,6 +336,7 @@ _FAULT_ARGS = [
     "--updates",
     "50",
     "--quiet",
+    "--no-compile",
     "--set",
     "num_envs=2",
     "--set",
@@ -396,18 +396,20 @@ def _worker(out: Path) -> None:
             exchange=mode,
         )
     key, hp = R.key(7), ppo.HParams.create()
-    dalgo = ppo.make(TINY, optimizer=_dp_opt())
-    dres = D.train_data_parallel(dalgo, key, hp, num_updates=3, progress=False, eval_episodes=2)
+    kw = dict(num_updates=3, compile=False, progress=False, eval_episodes=2)
+    dres = D.train_data_parallel(ppo.make(TINY), key, hp, **kw)  # wraps ppo's own optimizer
     res["dp"] = {
         "params": dres.state.params,
         "opt_state": dres.state.opt_state,
         "obs": dres.state.collector.obs,
         "env_steps": dres.env_steps,
         "history": dres.history,
-        "init_params": dalgo.init(R.fold_in(R.split(key)[0], 0), hp).params,
+        "eval_return": dres.eval_return,
+        "init_params": ppo.make(TINY).init(split_key(key)[0], hp).params,
     }
-    try:  # without allreduce_grads the ranks drift apart: detected after the first update
-        D.train_data_parallel(ppo.make(TINY), key, hp, num_updates=3, progress=False)
+    plain = ppo.make(TINY)  # an algorithm that drops the optimizer it is given: ranks drift
+    try:
+        D.train_data_parallel(plain._replace(remake=lambda **parts: plain), key, hp, **kw)
         res["dp_plain"] = "no error"
     except RuntimeError as e:
         res["dp_plain"] = str(e)
@@ -417,6 +419,7 @@ def _worker(out: Path) -> None:
         keys,
         hps,
         num_updates=3,
+        compile=False,
         pbt=POP_CFG,
         progress=False,
         eval_episodes=2,
