@@ -365,6 +365,7 @@ def population_runner(
         if comm.rank == 0:
             meta = {**meta, "mode": mode, "population": size, "world_size": comm.world}
             save_members(path, algo, gathered[0], gathered[1], meta)
+        comm.broadcast(torch.zeros(1))  # no rank returns before the file is complete
 
     def load(path: Any) -> tuple[Any, Any, torch.Tensor, int]:
         ck = load_members(path, algo)

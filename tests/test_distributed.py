@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
+import funrl
 from funrl import distributed as D
 from funrl import optim, tree
 from funrl import population as pop
 from funrl import random as R
-from funrl.algos import ppo
+from funrl.algos import a2c, ppo
 from funrl.distributed import collectives
 from funrl.testing import check_transforms
 from funrl.train import split_key
@@ -228,6 +229,57 @@ def test_world_of_one_population_matches_population_train_and_resumes(tmp_path):
     members, saved_hps, update = D.load_population(tmp_path / "c.pt", algo)
     assert update == 3 and tree.all_equal(members["states"], ref.states)
     assert tree.all_equal(saved_hps, ref.hparams) and torch.equal(members["keys"], keys)
+
+
+def _metrics(history: list[dict]) -> str:
+    """The rows without their clocks, as text (NaN == NaN)."""
+    return json.dumps(
+        [{k: v for k, v in r.items() if k not in ("update_s", "time_s")} for r in history]
+    )
+
+
+def test_data_parallel_in_a_world_of_one_is_funrl_train():
+    # rank 0 initialises from k_init as funrl.train does; allreduce_grads over one rank is
+    # the algorithm's own optimizer: the same agent, bit for bit, with the same history
+    kw = dict(num_updates=2, compile=False, progress=False, eval_episodes=2, eval_every=1)
+    for name in ("ppo", "a2c"):
+        mod = {"ppo": ppo, "a2c": a2c}[name]
+        algo, hp = mod.make(mod.Config(num_envs=2, num_steps=8, hidden=(16,))), mod.HParams.create()
+        alone = funrl.train(algo, R.key(5), hp, **kw)
+        dp = D.train_data_parallel(algo, R.key(5), hp, **kw)
+        assert tree.all_equal(dp.state, alone.state), name
+        assert dp.eval_return == alone.eval_return, name
+        assert _metrics(dp.history) == _metrics(alone.history), name
+
+
+def test_data_parallel_wraps_the_algorithms_own_optimizer_or_says_why_not():
+    algo = ppo.make(TINY)
+    dp = D.data_parallel(algo)
+    assert dp.name == "ppo" and dp.optimizer is not algo.optimizer
+    p = {"w": torch.ones(2)}  # the wrapped optimizer is ppo's own (a world of one here)
+    state = algo.optimizer.init(p)
+    got = dp.optimizer.update({"w": torch.ones(2)}, state, p)
+    assert tree.all_equal(got, algo.optimizer.update({"w": torch.ones(2)}, state, p))
+    per_network = algo._replace(
+        name="twin", optimizer={"actor": algo.optimizer, "critic": algo.optimizer}
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^twin cannot run data-parallel: it has one optimizer per network \(actor, critic\)",
+    ):
+        D.data_parallel(per_network)
+    fixed = algo._replace(
+        name="fixed",
+        remake=lambda **parts: (_ for _ in ()).throw(
+            TypeError("remake: unknown part(s) ['optimizer']")
+        ),
+    )
+    with pytest.raises(
+        ValueError, match=r"^fixed cannot run data-parallel: its make takes no optimizer part"
+    ):
+        D.data_parallel(fixed)
+    with pytest.raises(ValueError, match="twin cannot run data-parallel"):  # before training
+        D.train_data_parallel(per_network, R.key(0), ppo.HParams.create(), progress=False)
 
 
 # ---- two gloo processes ------------------------------------------------------------------------

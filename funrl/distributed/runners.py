@@ -226,6 +226,7 @@ def data_parallel_runner(
             pop.save_members(
                 path, dp, members, hp, {**meta, "mode": "data_parallel", "world_size": w}
             )
+        broadcast(torch.zeros(1))  # no rank returns before the file is complete
 
     def load(path: Any) -> tuple[Any, Any, torch.Tensor, int]:
         ck = pop.load_members(path, dp)
