@@ -2,7 +2,7 @@
 
 Run it under torchrun (:func:`funrl.distributed.launch_command`), or give ``--nproc N``
 and it starts torchrun itself.  The arguments are ``funrl train``'s
-(:func:`funrl.cli.add_run_arguments`: ``--set``, ``--config``, ``--compile``,
+(:func:`funrl.arguments.add_run_arguments`: ``--set``, ``--config``, ``--compile``,
 ``--eval-every``, ``--checkpoint`` ...; the same parsing and the same errors), plus the
 process group's (``--backend``, ``--timeout``) and, for populations, ``--population``,
 ``--sample``, ``--pbt-interval`` and ``--exchange``.
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from funrl import cli
+from funrl import arguments
 from funrl import population as pop
 from funrl import random as R
 from funrl.distributed.group import init, rank, world_size
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="mode", required=True)
     for mode, what in (("population", "a sharded population"), ("dataparallel", "one agent")):
         s = sub.add_parser(mode, help=f"train {what} over the ranks")
-        cli.add_run_arguments(s)
+        arguments.add_run_arguments(s)
         s.add_argument("--backend", default=None, choices=("gloo", "nccl"))
         s.add_argument(
             "--timeout", type=float, default=None, help="collective timeout, s (default 600)"
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _population_hparams(args: argparse.Namespace, run: cli.Run) -> Any:
+def _population_hparams(args: argparse.Namespace, run: arguments.Run) -> Any:
     """``--set`` values for every member, ``--sample`` fields drawn per member."""
     space = {}
     for item in args.sample:
@@ -76,11 +76,11 @@ def _population_hparams(args: argparse.Namespace, run: cli.Run) -> Any:
     return pop.hparams(run.module.HParams, args.population, **fields)
 
 
-def _checked(args: argparse.Namespace) -> tuple[cli.Run, Any]:
+def _checked(args: argparse.Namespace) -> tuple[arguments.Run, Any]:
     """The run and its algorithm; ``SystemExit`` for bad arguments or an algorithm that
     cannot run data-parallel, before any process starts."""
-    run = cli.parse_run(args)
-    algo = cli.make_algo(run)
+    run = arguments.parse_run(args)
+    algo = arguments.make_algo(run)
     if args.mode == "dataparallel":
         try:
             data_parallel(algo)
@@ -89,10 +89,10 @@ def _checked(args: argparse.Namespace) -> tuple[cli.Run, Any]:
     return run, algo
 
 
-def _run(args: argparse.Namespace, run: cli.Run, algo: Any) -> dict[str, Any]:
+def _run(args: argparse.Namespace, run: arguments.Run, algo: Any) -> dict[str, Any]:
     key = R.key(args.seed)
     kw: dict[str, Any] = dict(
-        compile=args.compile, eval_episodes=args.eval_episodes, **cli.loop_options(args)
+        compile=args.compile, eval_episodes=args.eval_episodes, **arguments.loop_options(args)
     )
     if args.mode == "dataparallel":
         res = train_data_parallel(algo, key, run.hparams, **kw)
