@@ -14,7 +14,7 @@ mode, through hooks called after each update and once more at the end:
 
 The runners: :func:`funrl.train.single_runner` (one agent),
 :func:`funrl.population.population_runner` (vmapped members; sharded over ranks with
-:func:`funrl.distributed.sharded_runner`) and
+:func:`funrl.distributed.ranks_comm`) and
 :func:`funrl.distributed.data_parallel_runner` (one agent over ranks).  The entry points
 ``funrl.train``, ``funrl.population.train``, ``funrl.distributed.train_population`` and
 ``funrl.distributed.train_data_parallel`` each build one and call :func:`run`.
@@ -180,6 +180,21 @@ class Step:
     wall_time_s: float = 0.0
     compile_time_s: float = 0.0
     update_s: float = 0.0
+
+    @property
+    def env_steps(self) -> int:
+        """Env steps each agent has trained on (resumed ones included)."""
+        return self.update * self.runner.steps
+
+    def timing(self) -> dict[str, Any]:
+        """``updates``, ``wall_time_s``, ``compile_time_s`` and ``reached_target_at``: what
+        every result reports of a run."""
+        return {
+            "updates": self.update,
+            "wall_time_s": self.wall_time_s,
+            "compile_time_s": self.compile_time_s,
+            "reached_target_at": self.reached_target_at,
+        }
 
 
 Hook = Callable[[Step], None]

@@ -316,13 +316,11 @@ def population_runner(
     algo: Algo,
     keys: torch.Tensor,
     hps: Any,
-    *,
-    compile: bool = True,
-    chunk_size: int | None = None,
-    eval_episodes: int = 10,
+    compile: bool,
+    chunk_size: int | None,
+    eval_episodes: int,
     comm: L.Comm = L.LOCAL,
     pbt_fn: PBTStep = _local_pbt,
-    mode: str = "population",
 ) -> L.Runner:
     """A vmapped population; with a ``comm`` over ranks, this rank's shard of it.
 
@@ -331,8 +329,10 @@ def population_runner(
     the sharding changes what it computes (up to float rounding of vmapped kernels at
     other batch sizes).  PBT's key is ``fold_in(keys[0], 0x9B7)`` folded with the update.
     Checkpoints are :func:`save_members` files of the whole population (any world size
-    resumes them).  See :func:`train` for the arguments.
+    resumes them).  :func:`train` gives the arguments and their defaults; ``comm`` and
+    ``pbt_fn`` (PBT on this rank's shard) spread it over processes (mode ``"sharded"``).
     """
+    mode = "population" if comm is L.LOCAL else "sharded"
     size = check_population(hps, keys)
     lo, hi = comm.bounds(size)
     palgo = algo.with_units(population_units(compile=compile, chunk_size=chunk_size))
@@ -376,21 +376,11 @@ def population_runner(
         return shard(ck.state["states"]), shard(ck.hparams), ck.state["recent"], ck.meta["updates"]
 
     return L.Runner(
-        algo=algo,
-        mode=mode,
-        size=size,
-        members=True,
-        steps=algo.steps_per_update,
-        comm=comm,
-        init=lambda: (palgo.init(k_init[lo:hi], shard(hps)), shard(hps)),
-        update=palgo.update,
-        columns=columns,
-        evaluate=evaluate_at,
-        pbt=pbt,
-        save=save,
-        load=load,
+        algo=algo, mode=mode, size=size, members=True, steps=algo.steps_per_update, comm=comm,
+        init=lambda: (palgo.init(k_init[lo:hi], shard(hps)), shard(hps)), update=palgo.update,
+        columns=columns, evaluate=evaluate_at, pbt=pbt, save=save, load=load,
         result=lambda states, hps_s: comm.gather((states, hps_s), size),
-    )
+    )  # fmt: skip
 
 
 def population_result(step: L.Step) -> PopulationResult | None:
@@ -399,18 +389,11 @@ def population_result(step: L.Step) -> PopulationResult | None:
     if step.final is None:
         return None
     states, hps = step.final
+    table = ranking_table(hps, step.eval_returns)
     return PopulationResult(
-        states,
-        hps,
-        step.eval_returns,
-        step.history,
-        step.update,
-        step.update * step.runner.steps,
-        step.wall_time_s,
-        step.compile_time_s,
-        ranking_table(hps, step.eval_returns),
-        step.reached_target_at,
-    )
+        states, hps, step.eval_returns, step.history, env_steps_per_member=step.env_steps,
+        table=table, **step.timing(),
+    )  # fmt: skip
 
 
 def train(
@@ -445,9 +428,7 @@ def train(
         reaches it), ``callback(update, states, rows)``, ``checkpoint_path``,
         ``checkpoint_every``, ``resume``.
     """
-    runner = population_runner(
-        algo, keys, hps, compile=compile, chunk_size=chunk_size, eval_episodes=eval_episodes
-    )
+    runner = population_runner(algo, keys, hps, compile, chunk_size, eval_episodes)
     result = population_result(L.run(runner, pbt=pbt, **options))
     assert result is not None  # one process: rank 0
     return result

@@ -82,14 +82,9 @@ def split_key(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def single_runner(
-    algo: Algo,
-    key: torch.Tensor,
-    hparams: Any,
-    *,
-    compile: bool = True,
-    eval_episodes: int = 10,
+    algo: Algo, key: torch.Tensor, hparams: Any, compile: bool, eval_episodes: int
 ) -> L.Runner:
-    """One agent in this process (see :func:`train` for the arguments).
+    """One agent in this process (:func:`train` gives the arguments and their defaults).
 
     The agent is initialised from ``k_init`` and evaluated at update index ``i`` with
     ``fold_in(k_eval, i)`` (:func:`split_key`).  A checkpoint holds the TrainState
@@ -118,36 +113,18 @@ def single_runner(
         return ck.state, ck.hparams, torch.full((1,), math.nan), int(ck.meta["updates"])
 
     return L.Runner(
-        algo=algo,
-        mode="single",
-        size=1,
-        members=False,
-        steps=algo.steps_per_update,
-        comm=L.LOCAL,
-        init=lambda: (algo.init(k_init, hparams), hparams),
-        update=algo.update,
-        columns=columns,
-        evaluate=evaluate_at,
-        pbt=None,
-        save=save,
-        load=load,
+        algo=algo, mode="single", size=1, members=False, steps=algo.steps_per_update,
+        comm=L.LOCAL, init=lambda: (algo.init(k_init, hparams), hparams), update=algo.update,
+        columns=columns, evaluate=evaluate_at, pbt=None, save=save, load=load,
         result=lambda state, hp: (state, hp),
-    )
+    )  # fmt: skip
 
 
 def train_result(step: L.Step) -> TrainResult:
     """The :class:`TrainResult` of a finished one-agent :func:`funrl.loop.run`."""
     state = step.final[0] if step.final is not None else step.state
-    return TrainResult(
-        state,
-        step.history,
-        float(step.eval_returns[0]) if step.evaluated_at > 0 else math.nan,
-        step.update,
-        step.update * step.runner.steps,
-        step.wall_time_s,
-        step.compile_time_s,
-        step.reached_target_at,
-    )
+    eval_return = float(step.eval_returns[0]) if step.evaluated_at > 0 else math.nan
+    return TrainResult(state, step.history, eval_return, env_steps=step.env_steps, **step.timing())
 
 
 def train(
@@ -176,5 +153,5 @@ def train(
         updates and at the end) and ``resume`` (a checkpoint to continue from; the
         ``key`` still seeds evaluation).
     """
-    runner = single_runner(algo, key, hparams, compile=compile, eval_episodes=eval_episodes)
+    runner = single_runner(algo, key, hparams, compile, eval_episodes)
     return train_result(L.run(runner, **options))

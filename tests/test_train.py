@@ -272,7 +272,7 @@ def test_loop_rejects_bad_features_before_training():
         funrl.train(algo, funrl.random.key(0), hp, eval_evry=2, **kw)  # type: ignore[call-arg]
     from funrl.train import single_runner
 
-    runner = single_runner(algo, funrl.random.key(0), hp, compile=False)
+    runner = single_runner(algo, funrl.random.key(0), hp, compile=False, eval_episodes=1)
     with pytest.raises(ValueError, match="PBT needs a population, not a single run"):
         funrl.loop.run(runner, pbt=object())
 

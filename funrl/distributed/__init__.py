@@ -58,7 +58,6 @@ from funrl.distributed.runners import (
     data_parallel,
     data_parallel_runner,
     ranks_comm,
-    sharded_runner,
     train_data_parallel,
     train_population,
 )
@@ -83,7 +82,6 @@ __all__ = [
     "save_population",
     "shard",
     "shard_bounds",
-    "sharded_runner",
     "train_data_parallel",
     "train_population",
     "without_nproc",

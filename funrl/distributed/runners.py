@@ -33,7 +33,6 @@ __all__ = [
     "data_parallel",
     "data_parallel_runner",
     "ranks_comm",
-    "sharded_runner",
     "train_data_parallel",
     "train_population",
 ]
@@ -72,37 +71,6 @@ def _norm(t: Any) -> torch.Tensor:
 # ---- populations -----------------------------------------------------------------------------
 
 
-def sharded_runner(
-    algo: Algo,
-    keys: torch.Tensor,
-    hps: Any,
-    *,
-    compile: bool = True,
-    chunk_size: int | None = None,
-    eval_episodes: int = 10,
-    exchange: str = "broadcast",
-) -> L.Runner:
-    """This rank's contiguous shard of a population (:func:`shard_bounds`), vmapped.
-
-    ``funrl.population.population_runner`` over :func:`ranks_comm`: member ``i`` uses
-    ``keys[i]``, ``hps[i]`` and the same evaluation keys as in one process; rows,
-    evaluation returns and stop decisions are all-gathered (every rank agrees), PBT is
-    :func:`funrl.distributed.pbt_step` with ``exchange``; checkpoints hold the whole
-    population (written by rank 0; any world size resumes them).
-    """
-    if exchange not in ("broadcast", "all_gather"):
-        raise ValueError(f"exchange must be 'broadcast' or 'all_gather', got {exchange!r}")
-
-    def pbt_fn(key: Any, states: Any, hps_s: Any, scores: Any, config: Any, size: int) -> Any:
-        return pbt_step(key, states, hps_s, scores, config, size, exchange)
-
-    runner = pop.population_runner(
-        algo, keys, hps, compile=compile, chunk_size=chunk_size, eval_episodes=eval_episodes,
-        comm=ranks_comm(), pbt_fn=pbt_fn, mode="sharded",
-    )  # fmt: skip
-    return runner._replace(update=_with_faults(runner.update))
-
-
 def train_population(
     algo: Algo,
     keys: torch.Tensor,
@@ -118,8 +86,12 @@ def train_population(
     """``funrl.population.train`` with the population sharded over the ranks.
 
     Call it on every rank with the same ``keys`` ``[P, 2]`` and ``hps`` (leaves ``[P]``);
-    each rank trains members ``shard_bounds(P)``.  Member results equal a single-process
-    run's (up to float rounding of vmapped kernels at a different batch size).
+    each rank vmaps its contiguous shard, members ``shard_bounds(P)``
+    (``funrl.population.population_runner`` over :func:`ranks_comm`).  Member ``i`` uses
+    ``keys[i]``, ``hps[i]`` and the same evaluation keys as in one process, so its results
+    equal a single-process run's (up to float rounding of vmapped kernels at a different
+    batch size).  Rows, evaluation returns and stop decisions are all-gathered: every rank
+    agrees.
 
     Args:
       algo, keys, hps, compile, chunk_size, eval_episodes, pbt: as in
@@ -136,10 +108,17 @@ def train_population(
     ``None`` on the other ranks.  Collectives: an all-gather of the metrics every update,
     and more at evaluations, PBT steps, checkpoints and the end.
     """
-    runner = sharded_runner(
-        algo, keys, hps, compile=compile, chunk_size=chunk_size, eval_episodes=eval_episodes,
-        exchange=exchange,
-    )  # fmt: skip
+    if exchange not in ("broadcast", "all_gather"):
+        raise ValueError(f"exchange must be 'broadcast' or 'all_gather', got {exchange!r}")
+
+    def pbt_fn(key: Any, states: Any, hps_s: Any, scores: Any, config: Any, size: int) -> Any:
+        return pbt_step(key, states, hps_s, scores, config, size, exchange)
+
+    comm = ranks_comm()
+    runner = pop.population_runner(
+        algo, keys, hps, compile, chunk_size, eval_episodes, comm, pbt_fn
+    )
+    runner = runner._replace(update=_with_faults(runner.update))
     return pop.population_result(L.run(runner, pbt=pbt, **options))
 
 
@@ -176,15 +155,10 @@ def data_parallel(algo: Algo) -> Algo:
 
 
 def data_parallel_runner(
-    algo: Algo,
-    key: torch.Tensor,
-    hparams: Any,
-    *,
-    compile: bool = True,
-    eval_episodes: int = 10,
-    shared: Sequence[str] = ("params", "opt_state"),
+    algo: Algo, key: torch.Tensor, hparams: Any, compile: bool, eval_episodes: int, shared: Any
 ) -> L.Runner:
-    """One agent trained over every rank (see :func:`train_data_parallel`)."""
+    """One agent trained over every rank (:func:`train_data_parallel` gives the arguments
+    and their defaults; ``shared``: a sequence of TrainState field names)."""
     hparams.check()
     dp = data_parallel(algo)
     if compile:
@@ -240,21 +214,11 @@ def data_parallel_runner(
         return state, ck.hparams, recent, int(ck.meta["updates"])
 
     return L.Runner(
-        algo=dp,
-        mode="data_parallel",
-        size=1,
-        members=False,
-        steps=w * dp.steps_per_update,
-        comm=comm,
-        init=init,
-        update=_with_faults(dp.update),
-        columns=columns,
-        evaluate=evaluate_at,
-        pbt=None,
-        save=save,
-        load=load,
+        algo=dp, mode="data_parallel", size=1, members=False, steps=w * dp.steps_per_update,
+        comm=comm, init=init, update=_with_faults(dp.update), columns=columns,
+        evaluate=evaluate_at, pbt=None, save=save, load=load,
         result=lambda state, hp: (state, hp),
-    )
+    )  # fmt: skip
 
 
 def train_data_parallel(
@@ -293,7 +257,5 @@ def train_data_parallel(
 
     Returns a ``TrainResult`` on every rank (its own state).
     """
-    runner = data_parallel_runner(
-        algo, key, hparams, compile=compile, eval_episodes=eval_episodes, shared=shared
-    )
+    runner = data_parallel_runner(algo, key, hparams, compile, eval_episodes, shared)
     return train_result(L.run(runner, **options))
