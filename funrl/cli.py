@@ -1,8 +1,11 @@
 """``funrl`` command line.
 
 * ``funrl train ppo --env CartPole-v1 [--config run.toml] [--set lr=3e-4] [--checkpoint
-  final.pt]``: every Config and HParams field can be set in a TOML file (flat
-  ``name = value`` keys) and with ``--set name=value`` (repeatable; wins over the file).
+  final.pt [--checkpoint-every N]] [--resume final.pt] [--nproc 2]``: every Config and
+  HParams field can be set in a TOML file (flat ``name = value`` keys) and with
+  ``--set name=value`` (repeatable; wins over the file); ``--nproc N`` trains
+  data-parallel over N processes (``python -m funrl.distributed``, which takes the same
+  arguments: :mod:`funrl.arguments`).
 * ``funrl eval final.pt [--episodes 20] [--video DIR]``: evaluate a saved policy.
 * ``funrl export final.pt -o policy.pt2``: a funrl-free deployable policy.
 * ``funrl plot runs/ppo-* -o curves.png``: learning curves (mean and spread over seeds).

@@ -198,9 +198,11 @@ def allreduce_grads(
     ``update(grads, state, params) = opt.update(mean_over_ranks(grads), state, params)``:
     with equal per-rank batches that is the gradient of the mean loss over all ranks'
     data, so clipping and Adam in ``opt`` see the global gradient and every rank applies
-    the same update.  Pass it to an algorithm: ``ppo.make(config, optimizer=
-    allreduce_grads(opt))``.  Works eagerly and compiled (``units=compiled``); not
-    vmappable (one collective per call, not per member); a world of one is ``opt``.
+    the same update.  Wrap an algorithm's own optimizer with it:
+    ``algo.remake(optimizer=allreduce_grads(algo.optimizer))``
+    (:func:`funrl.distributed.data_parallel`).  Works eagerly and compiled
+    (``units=compiled``); not vmappable (one collective per call, not per member); a
+    world of one is ``opt``.
 
     >>> from funrl import optim
     >>> opt = allreduce_grads(optim.sgd(0.1))   # world of one here: plain SGD
