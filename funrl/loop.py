@@ -204,7 +204,7 @@ Callback = Callable[[int, Any, Any], bool | None]
 class Options(TypedDict, total=False):
     """The features every training entry point takes, with :func:`run`'s defaults:
     ``num_updates``, ``out_dir``, ``progress``, ``eval_every``, ``target_return``,
-    ``callback``, ``checkpoint_path``, ``checkpoint_every``, ``resume``."""
+    ``callback``, ``checkpoint_path``, ``checkpoint_every``, ``resume``, ``hooks``."""
 
     num_updates: int | None
     out_dir: str | os.PathLike[str] | None
@@ -215,6 +215,7 @@ class Options(TypedDict, total=False):
     checkpoint_path: str | os.PathLike[str] | None
     checkpoint_every: int | None
     resume: str | os.PathLike[str] | None
+    hooks: Sequence[Hook]
 
 
 def metric_columns(metrics: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:

@@ -260,11 +260,20 @@ def save_members(
     return checkpoint.save(path, members, algo=algo, hparams=hps, meta=meta)
 
 
-def load_members(path: str | os.PathLike[str], algo: Algo) -> checkpoint.Checkpoint:
-    """Read a :func:`save_members` file (``state`` is the ``members`` dict)."""
+def load_members(
+    path: str | os.PathLike[str], algo: Algo, data_parallel: bool = False
+) -> checkpoint.Checkpoint:
+    """Read a :func:`save_members` file (``state`` is the ``members`` dict) of a population
+    or, with ``data_parallel``, of a data-parallel run's ranks; ``CheckpointError`` for
+    any other file."""
     ck = checkpoint.load(path, algo=algo)
+    mode = ck.meta.get("mode", "single" if not isinstance(ck.state, dict) else "population")
+    want = "data-parallel" if data_parallel else "population"
+    got = {"single": "one agent's", "data_parallel": "data-parallel"}.get(mode, "population")
     if not isinstance(ck.state, dict) or set(ck.state) != {"states", "recent", "keys"}:
-        raise checkpoint.CheckpointError(f"{path}: not a population checkpoint (save_members)")
+        got = "one agent's"
+    if got != want:
+        raise checkpoint.CheckpointError(f"{path}: a {got} checkpoint, not a {want} one")
     return ck
 
 
@@ -426,7 +435,8 @@ def train(
         ``num_updates``, ``out_dir`` (one row per member per update, ``hp.*`` columns),
         ``progress``, ``eval_every``, ``target_return`` (stop once the best member
         reaches it), ``callback(update, states, rows)``, ``checkpoint_path``,
-        ``checkpoint_every``, ``resume``.
+        ``checkpoint_every``, ``resume``, ``hooks`` (more hook functions, after the
+        standard ones: ``funrl.hooks``).
     """
     runner = population_runner(algo, keys, hps, compile, chunk_size, eval_episodes)
     result = population_result(L.run(runner, pbt=pbt, **options))

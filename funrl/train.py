@@ -110,6 +110,11 @@ def single_runner(
 
     def load(path: Any) -> tuple[Any, Any, torch.Tensor, int]:
         ck = checkpoint.load(path, algo=algo)
+        if ck.meta.get("mode", "single") != "single":  # Checkpointer files have no mode
+            raise checkpoint.CheckpointError(
+                f"{path}: a {ck.meta['mode']} checkpoint, not one agent's (resume it with the "
+                "entry point that wrote it)"
+            )
         return ck.state, ck.hparams, torch.full((1,), math.nan), int(ck.meta["updates"])
 
     return L.Runner(
@@ -150,8 +155,8 @@ def train(
         and ``summary.json``), ``progress`` (default True), ``eval_every`` (and always at
         the end), ``target_return`` (stop once reached), ``callback(update, state, row)``
         (True stops), ``checkpoint_path``/``checkpoint_every`` (the TrainState, every N
-        updates and at the end) and ``resume`` (a checkpoint to continue from; the
-        ``key`` still seeds evaluation).
+        updates and at the end), ``resume`` (a checkpoint to continue from; the ``key``
+        still seeds evaluation) and ``hooks`` (more hook functions: ``funrl.hooks``).
     """
     runner = single_runner(algo, key, hparams, compile, eval_episodes)
     return train_result(L.run(runner, **options))

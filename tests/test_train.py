@@ -157,7 +157,10 @@ def run_scenarios(mode: str, root) -> dict:
         calls.append((i, len(row) if isinstance(row, list) else "row", saved))
 
     feats = dict(out_dir=root / "a", checkpoint_path=root / "a.pt", checkpoint_every=2)
-    a, _ = _train(mode, num_updates=3, eval_every=2, callback=record, **feats)
+    seen = []  # a user hook, after the standard ones: every update, then once when done
+    hooks = [lambda step: seen.append((step.update, step.done))]
+    a, _ = _train(mode, num_updates=3, eval_every=2, callback=record, hooks=hooks, **feats)
+    calls.append(seen)
     b, _ = _train(mode, num_updates=3, eval_every=1, target_return=-1.0, progress=False)
     c, _ = _train(mode, num_updates=3, callback=lambda i, s, r: i == 1, progress=False)
     _, straight = _train(mode, num_updates=4, progress=False)
@@ -181,7 +184,8 @@ def check_scenarios(
     root = Path(root)
     rows_per = size if mode in ("population", "sharded") else "row"
     # callback: every update, with the rows; the checkpoint of update 2 exists by update 3
-    assert res["calls"] == [(0, rows_per, None), (1, rows_per, None), (2, rows_per, 2)]
+    assert res["calls"][:3] == [(0, rows_per, None), (1, rows_per, None), (2, rows_per, 2)]
+    assert res["calls"][3] == [(1, False), (2, False), (3, False), (3, True)]  # user hook
     assert res["a"] == 3 and res["c"] == 2  # the callback's True stopped after update 2
     assert res["b"] == (1, steps)  # target reached at the first evaluation
     ck = checkpoint.load(root / "a.pt")  # the resumed run's final checkpoint
@@ -233,7 +237,7 @@ def test_every_feature_works_the_same_on_two_processes(tmp_path):
         check_scenarios(res[0][mode], tmp_path / mode, mode, size, steps, exact_resume=exact)
         assert f"ppo CartPole-v1 ({mode})" in proc.stderr  # rank 0's progress bar
         calls = res[1][mode]["calls"]  # rank 1 calls back too, with every member's rows
-        assert [c[:2] for c in calls] == [c[:2] for c in res[0][mode]["calls"]]
+        assert [c[:2] for c in calls[:3]] == [c[:2] for c in res[0][mode]["calls"][:3]]
     dp = [res[r]["data_parallel"] for r in (0, 1)]  # every rank holds the same agent
     assert tree.all_equal(dp[1]["resumed"].params, dp[0]["resumed"].params)
     assert tree.all_equal(dp[1]["resumed"], dp[1]["straight"])  # rank 1 resumes exactly too
@@ -275,6 +279,27 @@ def test_loop_rejects_bad_features_before_training():
     runner = single_runner(algo, funrl.random.key(0), hp, compile=False, eval_episodes=1)
     with pytest.raises(ValueError, match="PBT needs a population, not a single run"):
         funrl.loop.run(runner, pbt=object())
+
+
+def test_resume_refuses_another_modes_checkpoint(tmp_path):
+    from funrl import checkpoint
+    from funrl import distributed as D
+
+    kw = dict(num_updates=1, progress=False)
+    _train("population", checkpoint_path=tmp_path / "pop.pt", **kw)
+    _train("single", checkpoint_path=tmp_path / "one.pt", **kw)
+    with pytest.raises(checkpoint.CheckpointError, match="a population checkpoint, not one agent"):
+        _train("single", resume=tmp_path / "pop.pt", **kw)
+    for mode in ("population", "sharded"):
+        with pytest.raises(checkpoint.CheckpointError, match="one agent's checkpoint, not a pop"):
+            _train(mode, resume=tmp_path / "one.pt", **kw)
+    with pytest.raises(checkpoint.CheckpointError, match="a population checkpoint, not a data"):
+        _train("data_parallel", resume=tmp_path / "pop.pt", **kw)
+    algo = ppo.make(FEAT)  # and a data-parallel run's ranks are not a population
+    D.train_data_parallel(algo, funrl.random.key(0), ppo.HParams.create(), compile=False,
+                          checkpoint_path=tmp_path / "dp.pt", **kw)  # fmt: skip
+    with pytest.raises(checkpoint.CheckpointError, match="a data-parallel checkpoint, not a pop"):
+        D.load_population(tmp_path / "dp.pt", algo)
 
 
 def _worker(out: Path) -> None:

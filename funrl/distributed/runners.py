@@ -103,7 +103,7 @@ def train_population(
         rank with its shard's states and every member's rows; any rank's True stops all),
         ``checkpoint_path``/``checkpoint_every`` (rank 0 writes the whole population) and
         ``resume`` (such a file, written on any world size; ``num_updates`` counts from
-        the start).
+        the start), ``hooks`` (run on every rank).
     Returns the :class:`funrl.population.PopulationResult` (whole population) on rank 0,
     ``None`` on the other ranks.  Collectives: an all-gather of the metrics every update,
     and more at evaluations, PBT steps, checkpoints and the end.
@@ -203,7 +203,7 @@ def data_parallel_runner(
         broadcast(torch.zeros(1))  # no rank returns before the file is complete
 
     def load(path: Any) -> tuple[Any, Any, torch.Tensor, int]:
-        ck = pop.load_members(path, dp)
+        ck = pop.load_members(path, dp, data_parallel=True)
         saved = int(ck.state["keys"].shape[0])
         if saved != w:
             raise ValueError(
@@ -250,7 +250,7 @@ def train_data_parallel(
         broadcasts the result (``target_return`` stops every rank); ``callback`` runs on
         every rank with its own state; a checkpoint holds every rank's state (a
         population of ranks: ``funrl eval PATH`` evaluates rank 0's) and resumes on the
-        same number of ranks.
+        same number of ranks; ``hooks`` run on every rank.
     Raises ``ValueError`` when the algorithm cannot run data-parallel, and
     ``RuntimeError`` (on every rank) when the ``shared`` fields differ across ranks after
     an update (their global norms are compared each update).
