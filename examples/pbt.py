@@ -61,6 +61,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="pbt.png")
+    p.add_argument("--no-compile", dest="compile", action="store_false", help="run eagerly")
     args = p.parse_args()
     torch.set_num_threads(1)
 
@@ -75,7 +76,9 @@ def main() -> None:
     algo = ppo.make(cfg)
     hps = pop.hparams(ppo.HParams, size, lr=1e-5)  # far too small for every member
     keys = pop.member_keys(funrl.random.key(args.seed), size)
-    run = dict(num_updates=updates, progress=not args.quick, eval_episodes=5)
+    # --quick runs eagerly: 3 tiny updates do not pay back compiling the vmapped units
+    compile_ = args.compile and not args.quick
+    run = dict(num_updates=updates, compile=compile_, progress=not args.quick, eval_episodes=5)
     fixed = pop.train(algo, keys, hps, **run)
     config = pop.PBTConfig(
         interval=1 if args.quick else 8,

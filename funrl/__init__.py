@@ -12,8 +12,10 @@ from funrl import (
     compiling,
     distributions,
     envs,
+    evaluation,
     export,
     interop,
+    loop,
     losses,
     nn,
     optim,
@@ -23,11 +25,11 @@ from funrl import (
     returns,
     tree,
 )
+from funrl._version import __version__
 from funrl.compiling import compile
 from funrl.envs.registry import make, register, registered
-from funrl.train import evaluate, train
-
-__version__ = "0.1.0.dev0"
+from funrl.evaluation import evaluate
+from funrl.train import train
 
 __all__ = [
     "__version__",
@@ -40,8 +42,10 @@ __all__ = [
     "distributions",
     "envs",
     "evaluate",
+    "evaluation",
     "export",
     "interop",
+    "loop",
     "losses",
     "make",
     "nn",

@@ -29,9 +29,11 @@ Example::
     >>> funrl.tree.all_equal(ckpt.state, state), ckpt.meta["algo"]
     (True, 'ppo')
 
-Resuming with :func:`funrl.train` (which only calls ``algo.init``/``algo.update``): save
-with a :class:`Checkpointer` callback, then train :func:`resumed` ``(algo, state)``, whose
-``init`` returns the saved state (see docs/guides/checkpoints-and-deployment.md).
+Resuming training: every training entry point (``funrl.train``, ``population.train`` and
+the ``funrl.distributed`` loops) takes ``checkpoint_path``/``checkpoint_every`` and
+``resume`` (``funrl.loop.run``).  For numbered files, save with a :class:`Checkpointer`
+callback and train :func:`resumed` ``(algo, state)``, whose ``init`` returns the saved
+state (see docs/guides/checkpoints-and-deployment.md).
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ from typing import Any
 
 import torch
 import torch.utils._pytree as _pt
+
+from funrl._version import __version__
 
 __all__ = [
     "Checkpoint",
@@ -278,10 +282,8 @@ def _decode_config(rec: Any) -> Any:
 
 
 def _versions() -> dict[str, str]:
-    import funrl
-
     return {
-        "funrl": str(funrl.__version__),
+        "funrl": __version__,
         "torch": str(torch.__version__),
         "python": platform.python_version(),
     }

@@ -1,8 +1,11 @@
 """``funrl`` command line.
 
 * ``funrl train ppo --env CartPole-v1 [--config run.toml] [--set lr=3e-4] [--checkpoint
-  final.pt]``: every Config and HParams field can be set in a TOML file (flat
-  ``name = value`` keys) and with ``--set name=value`` (repeatable; wins over the file).
+  final.pt [--checkpoint-every N]] [--resume final.pt] [--nproc 2]``: every Config and
+  HParams field can be set in a TOML file (flat ``name = value`` keys) and with
+  ``--set name=value`` (repeatable; wins over the file); ``--nproc N`` trains
+  data-parallel over N processes (``python -m funrl.distributed``, which takes the same
+  arguments: :mod:`funrl.arguments`).
 * ``funrl eval final.pt [--episodes 20] [--video DIR]``: evaluate a saved policy.
 * ``funrl export final.pt -o policy.pt2``: a funrl-free deployable policy.
 * ``funrl plot runs/ppo-* -o curves.png``: learning curves (mean and spread over seeds).
@@ -16,7 +19,6 @@ matches.  Errors in the arguments are reported before anything trains.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import os
 import sys
@@ -26,230 +28,60 @@ from typing import Any
 
 import torch
 
-__all__ = ["main"]
+from funrl.arguments import (
+    ALGOS,
+    add_run_arguments,
+    algo_module,
+    loop_options,
+    make_algo,
+    parse_run,
+)
 
-ALGOS = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
-
-
-def _algo_module(name: str) -> Any:
-    if name not in ALGOS:
-        close = difflib.get_close_matches(name, ALGOS, n=3)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise SystemExit(
-            f"funrl: unknown algorithm {name!r}; choose from {', '.join(ALGOS)}.{hint}"
-        )
-    import importlib
-
-    return importlib.import_module(f"funrl.algos.{name}")
+__all__ = ["ALGOS", "build_parser", "main"]
 
 
-def _parse_value(raw: str, current: Any, name: str) -> Any:
-    if isinstance(current, bool):
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise SystemExit(f"funrl: {name} expects true/false, got {raw!r}")
-    if isinstance(current, int):
-        try:
-            return int(float(raw)) if float(raw).is_integer() else int(raw)
-        except ValueError:
-            raise SystemExit(f"funrl: {name} expects an integer, got {raw!r}") from None
-    if isinstance(current, tuple):
-        try:
-            return tuple(int(x) for x in raw.replace("x", ",").split(",") if x)
-        except ValueError:
-            raise SystemExit(f"funrl: {name} expects integers like 64,64, got {raw!r}") from None
-    if isinstance(current, (float, torch.Tensor)):
-        try:
-            return float(raw)
-        except ValueError:
-            raise SystemExit(f"funrl: {name} expects a number, got {raw!r}") from None
-    return raw
-
-
-def _unknown_field(
-    mod: Any, name: str, valid_hp: Any, valid_cfg: Any, where: str = ""
-) -> SystemExit:
-    valid = sorted(set(valid_hp) | set(valid_cfg))
-    close = difflib.get_close_matches(name, valid, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return SystemExit(
-        f"funrl: {where}unknown field {name!r} for {mod.__name__.rsplit('.', 1)[-1]}.{hint}\n"
-        f"  HParams: {', '.join(sorted(valid_hp))}\n"
-        f"  Config: {', '.join(sorted(valid_cfg))}"
-    )
-
-
-def _coerce(value: Any, current: Any, name: str) -> Any:
-    """A TOML value checked against the type of the field's default."""
-    kind = None
-    if isinstance(current, bool):
-        kind = "true/false" if not isinstance(value, bool) else None
-    elif isinstance(current, int):
-        kind = "an integer" if isinstance(value, bool) or not isinstance(value, int) else None
-    elif isinstance(current, tuple):
-        ok = isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        )
-        if ok:
-            return tuple(value)
-        kind = "a list of integers like [64, 64]"
-    elif isinstance(current, (float, torch.Tensor)):
-        kind = (
-            "a number" if isinstance(value, bool) or not isinstance(value, (int, float)) else None
-        )
-        value = float(value) if kind is None else value
-    elif isinstance(current, str):
-        kind = "a string" if not isinstance(value, str) else None
-    if kind is not None:
-        raise SystemExit(f"funrl: {name} expects {kind}, got {value!r}")
-    return value
-
-
-def _read_toml(path: str, mod: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(config fields, hparams fields)`` from a flat TOML file of ``name = value``."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ImportError:
-            raise SystemExit("funrl: --config needs Python >= 3.11 (tomllib) or tomli") from None
-    try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise SystemExit(f"funrl: --config file {path!r} not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise SystemExit(f"funrl: {path}: invalid TOML: {e}") from None
-    cfg_defaults = {f.name: f.default for f in dataclasses.fields(mod.Config)}
-    hp_defaults = dict(vars(mod.HParams.create()))
-    cfg: dict[str, Any] = {}
-    hp: dict[str, Any] = {}
-    for key, value in data.items():
-        name = key.replace("-", "_")
-        if isinstance(value, dict):
-            raise SystemExit(
-                f"funrl: {path}: [{key}] tables are not supported; use flat name = value keys"
-            )
-        if name in hp_defaults:
-            hp[name] = _coerce(value, hp_defaults[name], f"{path}: {name}")
-        elif name in cfg_defaults:
-            cfg[name] = _coerce(value, cfg_defaults[name], f"{path}: {name}")
-        else:
-            raise _unknown_field(mod, name, hp_defaults, cfg_defaults, where=f"{path}: ")
-    return cfg, hp
-
-
-def _apply_sets(
-    mod: Any,
-    sets: list[str],
-    config_kwargs: dict[str, Any],
-    hp_kwargs: dict[str, Any] | None = None,
-) -> tuple[Any, Any]:
-    config_fields = {f.name: f.default for f in dataclasses.fields(mod.Config)}
-    config_fields.update(config_kwargs)
-    hp_defaults = {k: v for k, v in vars(mod.HParams.create()).items()}
-    hp_over: dict[str, float] = dict(hp_kwargs or {})
-    cfg_over: dict[str, Any] = {}
-    for item in sets:
-        if "=" not in item:
-            raise SystemExit(f"funrl: --set expects name=value, got {item!r}")
-        name, raw = item.split("=", 1)
-        name = name.strip().replace("-", "_")
-        if name in hp_defaults:
-            hp_over[name] = _parse_value(raw, hp_defaults[name], name)
-        elif name in config_fields:
-            cfg_over[name] = _parse_value(raw, config_fields[name], name)
-        else:
-            raise _unknown_field(mod, name, hp_defaults, config_fields)
-    config = mod.Config(**{**config_kwargs, **cfg_over})
-    hparams = mod.HParams.create(**hp_over)
-    try:
-        config.validate()
-        hparams.check()
-    except (ValueError, TypeError) as e:
-        raise SystemExit(f"funrl: {e}") from None
-    return config, hparams
-
-
-def _check_env(env_id: str) -> None:
-    from funrl.envs.registry import registered
-
-    if env_id.startswith("gym:"):
-        return
-    if env_id not in registered():
-        close = difflib.get_close_matches(env_id, registered(), n=3, cutoff=0.4)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise SystemExit(f"funrl: unknown env {env_id!r}.{hint} See `funrl list`.")
-
-
-def _train_data_parallel(args: argparse.Namespace, config: Any) -> int:
-    """``funrl train ... --nproc N``: data-parallel training under torchrun (gloo/NCCL)."""
-    if args.algo not in ("ppo", "a2c"):
-        raise SystemExit(f"funrl: --nproc supports ppo and a2c (data-parallel), not {args.algo}")
+def _launch_data_parallel(args: argparse.Namespace, algo: Any, out: Path) -> int:
+    """``funrl train ... --nproc N``: ``python -m funrl.distributed dataparallel`` with the
+    same arguments under torchrun, once the algorithm is known to run data-parallel."""
     from funrl import distributed
 
-    argv = ["dataparallel", args.algo, "--env", args.env, "--seed", str(args.seed)]
-    argv += ["--updates", str(config.num_updates), "--eval-episodes", str(args.eval_episodes)]
-    argv += ["--threads", str(args.threads), "--compile" if args.compile else "--no-compile"]
-    for item in args.set or []:
-        argv += ["--set", item]
-    if args.out:
-        argv += ["--out", str(args.out)]
-    if args.checkpoint:
-        argv += ["--checkpoint", str(args.checkpoint)]
-    if args.quiet:
-        argv.append("--quiet")
-    print(
-        f"funrl: launching {args.nproc} processes: {' '.join(distributed.launch_command(args.nproc, argv))}",
-        flush=True,
-    )
+    try:
+        distributed.data_parallel(algo)
+    except ValueError as e:
+        raise SystemExit(f"funrl: --nproc {args.nproc}: {e}") from None
+    argv = distributed.without_nproc(["dataparallel", *args.argv[1:], "--out", str(out)])
+    cmd = " ".join(distributed.launch_command(args.nproc, argv))
+    print(f"funrl: launching {args.nproc} processes: {cmd}", flush=True)
     return distributed.launch(args.nproc, argv)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
-    mod = _algo_module(args.algo)
-    cfg_kwargs, hp_kwargs = _read_toml(args.config, mod) if args.config else ({}, {})
-    if args.env is not None:
-        cfg_kwargs["env"] = args.env
-    args.env = cfg_kwargs.setdefault("env", "CartPole-v1")
-    _check_env(args.env)
-    if args.total_steps is not None:
-        cfg_kwargs["total_timesteps"] = args.total_steps
-    config, hparams = _apply_sets(mod, args.set or [], cfg_kwargs, hp_kwargs)
-    try:
-        algo = mod.make(config)
-    except (ValueError, TypeError) as e:
-        raise SystemExit(f"funrl: {e}") from None
-    if args.nproc > 1:
-        return _train_data_parallel(args, config)
-    import funrl
-
+    run = parse_run(args)
+    algo = make_algo(run)
     out = (
         Path(args.out)
         if args.out
         else Path("runs")
         / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
+    if args.nproc > 1:
+        return _launch_data_parallel(args, algo, out)
+    import funrl
+
     print(
         f"funrl {funrl.__version__}: {args.algo} on {args.env}, seed {args.seed}, "
-        f"{config.total_timesteps:,} steps, compile={'on' if args.compile else 'off'}, "
+        f"{run.config.total_timesteps:,} steps, compile={'on' if args.compile else 'off'}, "
         f"{torch.get_num_threads()} thread(s), metrics -> {out}",
         flush=True,
     )
     result = funrl.train(
         algo,
         funrl.random.key(args.seed),
-        hparams,
+        run.hparams,
         compile=args.compile,
-        out_dir=out,
-        progress=not args.quiet,
-        eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
-        target_return=args.target_return,
+        **loop_options(args, out),
     )
     sps = result.env_steps / max(result.wall_time_s - result.compile_time_s, 1e-9)
     print(
@@ -261,16 +93,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.checkpoint:
-        from funrl import checkpoint
-
-        meta = {
-            "updates": result.updates,
-            "env_steps": result.env_steps,
-            "seed": args.seed,
-            "eval_return": result.eval_return,
-        }
-        path = checkpoint.save(args.checkpoint, result.state, algo=algo, hparams=hparams, meta=meta)
-        print(f"checkpoint: {path} (funrl eval {path})", flush=True)
+        print(f"checkpoint: {args.checkpoint} (funrl eval {args.checkpoint})", flush=True)
     return 0
 
 
@@ -285,9 +108,15 @@ def _load_for_eval(path: str, member: int | None) -> tuple[Any, Any, Any]:
     name = ck.meta.get("algo")
     if name is None or ck.config is None:
         raise SystemExit(f"funrl: {path} has no algorithm/config (save it with algo=...)")
-    mod = _algo_module(name)
+    mod = algo_module(name)
     algo = mod.make(ck.config)
-    state = ck.state if member is None else tree.index(ck.state, member)
+    state = ck.state
+    if isinstance(state, dict) and "states" in state:  # funrl.population.save_members
+        state = state["states"]
+        if member is None and ck.meta.get("mode") == "data_parallel":
+            member = 0  # every rank holds the same params
+    if member is not None:  # (a None leaf is an absent optional state: nothing to index)
+        state = tree.map(lambda x: x if x is None else x[member], state)
     like = algo.init(_key(0), mod.HParams.create())  # shapes only: hparams values don't matter
     try:
         checkpoint.check_like(state, like, where=path)
@@ -426,55 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an agent; "
         "every Config and HParams field can be set with --set name=value.",
     )
-    t.add_argument("algo", help=f"algorithm: {', '.join(ALGOS)}")
-    t.add_argument(
-        "--env", default=None, help="environment id (see `funrl list`; default CartPole-v1)"
-    )
-    t.add_argument(
-        "--config",
-        default=None,
-        metavar="FILE.toml",
-        help="TOML file of Config/HParams fields (name = value); --set overrides it",
-    )
-    t.add_argument("--seed", type=int, default=0, help="seed of the run's key (default 0)")
-    t.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
-    t.add_argument(
-        "--set",
-        action="append",
-        metavar="NAME=VALUE",
-        help="set a Config or HParams field, e.g. --set lr=3e-4 --set num_envs=32",
-    )
-    t.add_argument(
-        "--compile",
-        dest="compile",
-        action="store_true",
-        default=True,
-        help="compile each compute unit with torch.compile (default)",
-    )
-    t.add_argument("--no-compile", dest="compile", action="store_false", help="run eagerly")
-    t.add_argument("--out", default=None, help="output folder for metrics (default runs/<name>)")
-    t.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates")
-    t.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
-    t.add_argument("--target-return", type=float, default=None, help="stop once eval reaches it")
-    t.add_argument(
-        "--threads",
-        type=int,
-        default=int(os.environ.get("FUNRL_THREADS", "1")),
-        help="torch threads (default 1, or $FUNRL_THREADS)",
-    )
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
-    t.add_argument(
-        "--nproc",
-        type=int,
-        default=1,
-        help="data-parallel over N processes with torch.distributed (ppo, a2c; torchrun)",
-    )
-    t.add_argument(
-        "--checkpoint",
-        default=None,
-        metavar="PATH",
-        help="save the final state here (for funrl eval / export / resuming)",
-    )
+    add_run_arguments(t)
     t.set_defaults(fn=cmd_train)
     threads = int(os.environ.get("FUNRL_THREADS", "1"))
     e = sub.add_parser(
@@ -538,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # `train --nproc N` hands its own arguments to the ranks
     return int(args.fn(args))
 
 

@@ -2,7 +2,9 @@
 
 Every leaf of ``hparams`` carries a leading population dim ``P``; ``vmap(init)`` builds
 ``P`` train states and the algorithm's compute units run vmapped over them
-(``funrl.algos.units.population``), driven by the same host loop as single training.
+(``funrl.algos.units.population``), driven by the same host loop as single training
+(:func:`funrl.loop.run`): evaluation, metric files, progress, callback, checkpoints and
+PBT work as they do for one agent.
 
 Example::
 
@@ -26,21 +28,21 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import sys
-import time
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from typing_extensions import Unpack
 
+from funrl import checkpoint, tree
+from funrl import loop as L
 from funrl import random as R
-from funrl import tree
 from funrl.algos.common import Algo
 from funrl.algos.units import population as population_units
-from funrl.envs.vector import VecEnv
-from funrl.envs.wrappers import EpisodeStatistics
-from funrl.train import MetricsWriter
+from funrl.evaluation import make_evaluate
+from funrl.train import split_key
 
 __all__ = [
     "PBTConfig",
@@ -49,10 +51,14 @@ __all__ = [
     "evaluate",
     "grid",
     "hparams",
+    "load_members",
     "member_keys",
     "pbt_step",
+    "population_result",
+    "population_runner",
     "ranking_table",
     "sample",
+    "save_members",
     "train",
 ]
 
@@ -220,41 +226,65 @@ def pbt_step(
     return new_states, type(hps)(**values), source
 
 
-# ---- evaluation and training ------------------------------------------------------------
+# ---- evaluation, checkpoints and training ------------------------------------------------
 
 
 def evaluate(
-    algo: Algo, states: Any, key: torch.Tensor, num_episodes: int = 10, max_steps: int = 10_000
+    algo: Algo, states: Any, keys: torch.Tensor, num_episodes: int = 10, max_steps: int = 10_000
 ) -> torch.Tensor:
-    """``[P]`` mean deterministic-evaluation return of each member (vmapped episodes)."""
-    env = EpisodeStatistics(VecEnv(algo.env_stack.eval_env, num_episodes))
-    env_params = algo.env_stack.env_params
-    params = torch.func.vmap(algo.act_params)(states)
-    size = tree.leaves(params)[0].shape[0]
-    keys = R.split(key, size)
-    obs, env_state = torch.func.vmap(lambda k: env.reset(k, env_params), randomness="error")(keys)
+    """``[P]`` mean deterministic-evaluation return of each member.
 
-    def step(p: Any, o: torch.Tensor, s: Any, k: torch.Tensor) -> Any:
-        a = algo.act(p, o)
-        o, s, _, _, _, info = env.step(k, s, a, env_params)
-        return o, s, info["episode_done"], info["episode_return"]
+    ``keys``: ``[P, 2]``, member ``i`` evaluated as ``funrl.evaluate(algo, state_i,
+    keys[i])`` would (:func:`funrl.evaluation.make_evaluate` vmapped over members); a
+    single key ``[2]`` is split into ``P``.
+    """
+    size = int(tree.leaves(states)[0].shape[0])
+    keys = keys if keys.ndim == 2 else R.split(keys, size)
+    evaluate_fn = make_evaluate(algo, num_episodes, max_steps, members=True)
+    return evaluate_fn(states, keys).nanmean(dim=1)
 
-    vstep = torch.func.vmap(step, randomness="error")
-    returns = torch.full((size, num_episodes), float("nan"))
-    done = torch.zeros(size, num_episodes, dtype=torch.bool)
-    for t in range(max_steps):
-        obs, env_state, ep_done, ep_ret = vstep(params, obs, env_state, R.fold_in(keys, t))
-        finished = ep_done & ~done
-        returns = torch.where(finished, ep_ret.to(returns.dtype), returns)
-        done = done | finished
-        if bool(done.all()):
-            break
-    return returns.nanmean(dim=1)
+
+def save_members(
+    path: str | os.PathLike[str],
+    algo: Algo,
+    members: dict[str, Any],
+    hps: Any,
+    meta: dict[str, Any],
+) -> Path:
+    """Write a checkpoint of many agents (a population, or the ranks of a data-parallel run).
+
+    ``members`` holds ``states`` (TrainState, leaves ``[P, ...]``), ``recent`` ``[P]``
+    scores and ``keys`` ``[P, 2]``; ``meta`` holds at least ``updates``.  ``funrl eval
+    PATH --member I`` evaluates member ``I``.
+    """
+    return checkpoint.save(path, members, algo=algo, hparams=hps, meta=meta)
+
+
+def load_members(
+    path: str | os.PathLike[str], algo: Algo, data_parallel: bool = False
+) -> checkpoint.Checkpoint:
+    """Read a :func:`save_members` file (``state`` is the ``members`` dict) of a population
+    or, with ``data_parallel``, of a data-parallel run's ranks; ``CheckpointError`` for
+    any other file."""
+    ck = checkpoint.load(path, algo=algo)
+    mode = ck.meta.get("mode", "single" if not isinstance(ck.state, dict) else "population")
+    want = "data-parallel" if data_parallel else "population"
+    got = {"single": "one agent's", "data_parallel": "data-parallel"}.get(mode, "population")
+    if not isinstance(ck.state, dict) or set(ck.state) != {"states", "recent", "keys"}:
+        got = "one agent's"
+    if got != want:
+        raise checkpoint.CheckpointError(f"{path}: a {got} checkpoint, not a {want} one")
+    return ck
 
 
 @dataclasses.dataclass
 class PopulationResult:
-    """What :func:`train` returns: final states and hparams ``[P]``, per-member history."""
+    """What :func:`train` returns: final states and hparams ``[P]``, per-member history.
+
+    ``eval_returns`` ``[P]`` are the last evaluation's; ``updates`` counts resumed ones;
+    ``reached_target_at``: env steps per member at the evaluation where the best member
+    first reached ``target_return``.
+    """
 
     states: Any
     hparams: Any
@@ -265,21 +295,7 @@ class PopulationResult:
     wall_time_s: float
     compile_time_s: float
     table: str
-
-
-def _rows(metrics: dict[str, torch.Tensor], update: int, hps: Any) -> list[dict[str, Any]]:
-    size = next(iter(metrics.values())).shape[0]
-    hp_cols = {f.name: getattr(hps, f.name).tolist() for f in dataclasses.fields(hps)}
-    cols = {k: v.tolist() for k, v in metrics.items()}
-    return [
-        {
-            "update": update,
-            "member": i,
-            **{k: c[i] for k, c in cols.items()},
-            **{f"hp.{k}": c[i] for k, c in hp_cols.items()},
-        }
-        for i in range(size)
-    ]
+    reached_target_at: int | None = None
 
 
 def ranking_table(hps: Any, scores: torch.Tensor, top: int | None = None) -> str:
@@ -294,91 +310,135 @@ def ranking_table(hps: Any, scores: torch.Tensor, top: int | None = None) -> str
     return "\n".join(lines)
 
 
+# PBT over a (possibly sharded) population: (key, states, hps, scores, config, size) with
+# this rank's shard of states, hps and scores -> (states, hps, source [P]).
+PBTStep = Callable[[torch.Tensor, Any, Any, torch.Tensor, PBTConfig, int], tuple[Any, Any, Any]]
+
+
+def _local_pbt(
+    key: torch.Tensor, states: Any, hps: Any, scores: torch.Tensor, config: PBTConfig, size: int
+) -> tuple[Any, Any, torch.Tensor]:
+    return pbt_step(key, states, hps, scores, config)
+
+
+def population_runner(
+    algo: Algo,
+    keys: torch.Tensor,
+    hps: Any,
+    compile: bool,
+    chunk_size: int | None,
+    eval_episodes: int,
+    comm: L.Comm = L.LOCAL,
+    pbt_fn: PBTStep = _local_pbt,
+) -> L.Runner:
+    """A vmapped population; with a ``comm`` over ranks, this rank's shard of it.
+
+    Member ``i`` is initialised and evaluated from ``split_key(keys[i])`` exactly as
+    ``funrl.train(algo, keys[i], hps[i])`` would, so neither the population size nor
+    the sharding changes what it computes (up to float rounding of vmapped kernels at
+    other batch sizes).  PBT's key is ``fold_in(keys[0], 0x9B7)`` folded with the update.
+    Checkpoints are :func:`save_members` files of the whole population (any world size
+    resumes them).  :func:`train` gives the arguments and their defaults; ``comm`` and
+    ``pbt_fn`` (PBT on this rank's shard) spread it over processes (mode ``"sharded"``).
+    """
+    mode = "population" if comm is L.LOCAL else "sharded"
+    size = check_population(hps, keys)
+    lo, hi = comm.bounds(size)
+    palgo = algo.with_units(population_units(compile=compile, chunk_size=chunk_size))
+    k_init, k_eval = split_key(keys)
+    evaluate_fn = make_evaluate(algo, eval_episodes, compile=compile, members=True)
+    pbt_key = R.fold_in(keys[0], 0x9B7)
+
+    def shard(t: Any) -> Any:
+        return tree.map(lambda x: x[lo:hi], t)
+
+    def columns(
+        update: int, states: Any, metrics: dict[str, torch.Tensor], hps_s: Any
+    ) -> dict[str, list[float]]:
+        hp_cols = {f"hp.{f.name}": getattr(hps_s, f.name) for f in dataclasses.fields(hps_s)}
+        names, table = L.metric_columns({**metrics, **hp_cols})
+        whole = comm.all_gather(table, size)
+        return {k: whole[:, j].tolist() for j, k in enumerate(names)}
+
+    def evaluate_at(states: Any, index: int) -> torch.Tensor:
+        rets = evaluate_fn(states, R.fold_in(k_eval[lo:hi], index)).nanmean(dim=1)
+        return comm.all_gather(rets, size)
+
+    def pbt(index: int, states: Any, hps_s: Any, scores: torch.Tensor, config: Any) -> Any:
+        key = R.fold_in(pbt_key, index)
+        return pbt_fn(key, states, hps_s, scores[lo:hi], config, size)[:2]
+
+    def save(path: Any, states: Any, hps_s: Any, scores: torch.Tensor, meta: dict) -> None:
+        members = {"states": states, "recent": scores[lo:hi], "keys": keys[lo:hi]}
+        gathered = comm.gather((members, hps_s), size)  # the whole population on rank 0
+        if comm.rank == 0:
+            meta = {**meta, "mode": mode, "population": size, "world_size": comm.world}
+            save_members(path, algo, gathered[0], gathered[1], meta)
+        comm.broadcast(torch.zeros(1))  # no rank returns before the file is complete
+
+    def load(path: Any) -> tuple[Any, Any, torch.Tensor, int]:
+        ck = load_members(path, algo)
+        if ck.state["keys"].shape[0] != size:
+            raise ValueError(
+                f"resume: {path} holds {ck.state['keys'].shape[0]} members, keys has {size}"
+            )
+        return shard(ck.state["states"]), shard(ck.hparams), ck.state["recent"], ck.meta["updates"]
+
+    return L.Runner(
+        algo=algo, mode=mode, size=size, members=True, steps=algo.steps_per_update, comm=comm,
+        init=lambda: (palgo.init(k_init[lo:hi], shard(hps)), shard(hps)), update=palgo.update,
+        columns=columns, evaluate=evaluate_at, pbt=pbt, save=save, load=load,
+        result=lambda states, hps_s: comm.gather((states, hps_s), size),
+    )  # fmt: skip
+
+
+def population_result(step: L.Step) -> PopulationResult | None:
+    """The :class:`PopulationResult` of a finished population :func:`funrl.loop.run`
+    (``None`` on the ranks other than 0 of a sharded run)."""
+    if step.final is None:
+        return None
+    states, hps = step.final
+    table = ranking_table(hps, step.eval_returns)
+    return PopulationResult(
+        states, hps, step.eval_returns, step.history, env_steps_per_member=step.env_steps,
+        table=table, **step.timing(),
+    )  # fmt: skip
+
+
 def train(
     algo: Algo,
     keys: torch.Tensor,
     hps: Any,
     *,
-    num_updates: int | None = None,
-    compile: bool = False,
+    compile: bool = True,
     chunk_size: int | None = None,
-    out_dir: str | Path | None = None,
-    progress: bool = True,
     eval_episodes: int = 10,
     pbt: PBTConfig | None = None,
+    **options: Unpack[L.Options],
 ) -> PopulationResult:
-    """Train a population: member ``i`` uses ``keys[i]`` and ``hps[i]``.
+    """Train a population in this process: member ``i`` uses ``keys[i]`` and ``hps[i]``.
 
     Args:
       algo: any funrl algorithm (single-member ``make``; units are vmapped here).
-      keys: ``[P, 2]`` (see :func:`member_keys`).
+      keys: ``[P, 2]`` (see :func:`member_keys`); member ``i`` follows
+        ``funrl.train(algo, keys[i], hps[i])``'s key derivation.
       hps: HParams whose every leaf is ``[P]`` (see :func:`hparams`, :func:`grid`,
         :func:`sample`).
-      num_updates: default from the algorithm's config.
-      compile: compile each vmapped unit (changing hparams values never recompiles).
+      compile: compile each vmapped unit and the evaluation step (changing hparams
+        values never recompiles).
       chunk_size: vmap in chunks of this many members: less peak memory; results equal
         the unchunked run's up to float rounding (chunks are strided slices).
-      out_dir: ``metrics.jsonl``/``metrics.csv`` with one row per member per update.
+      eval_episodes: episodes per member per evaluation.
       pbt: run :func:`pbt_step` every ``pbt.interval`` updates, scored by each member's
         recent training episode return.
+      options: the loop's features, the same in every mode (:func:`funrl.loop.run`):
+        ``num_updates``, ``out_dir`` (one row per member per update, ``hp.*`` columns),
+        ``progress``, ``eval_every``, ``target_return`` (stop once the best member
+        reaches it), ``callback(update, states, rows)``, ``checkpoint_path``,
+        ``checkpoint_every``, ``resume``, ``hooks`` (more hook functions, after the
+        standard ones: ``funrl.hooks``).
     """
-    size = check_population(hps, keys)
-    total = num_updates if num_updates is not None else algo.config.num_updates
-    if total < 1:
-        raise ValueError(f"num_updates must be >= 1, got {total}")
-    palgo = algo.with_units(population_units(compile=compile, chunk_size=chunk_size))
-    states = palgo.init(keys, hps)  # vmapped; contiguous when compiled (units.population)
-    writer = MetricsWriter(out_dir) if out_dir is not None else None
-    history: list[dict[str, Any]] = []
-    recent = torch.full((size,), float("nan"))
-    pbt_key = R.fold_in(keys[0], 0x9B7)
-    t_start = time.perf_counter()
-    first_dt = compile_s = 0.0
-    try:
-        for i in range(total):
-            t0 = time.perf_counter()
-            states, metrics = palgo.update(states, hps)
-            dt = time.perf_counter() - t0
-            if i == 0:
-                first_dt = dt
-            elif i == 1:
-                compile_s = max(0.0, first_dt - dt)
-            ret = metrics.get("episode_return")
-            if ret is not None:
-                recent = torch.where(torch.isnan(ret), recent, ret)
-            rows = _rows(metrics, i + 1, hps)
-            for row in rows:
-                row["update_s"] = dt
-            history.extend(rows)
-            if writer is not None:
-                for row in rows:
-                    writer.write(row)
-            if pbt is not None and (i + 1) % pbt.interval == 0 and i + 1 < total:
-                states, hps, _ = pbt_step(R.fold_in(pbt_key, i), states, hps, recent, pbt)
-            if progress and (i % 10 == 0 or i == total - 1):
-                finite = recent[~torch.isnan(recent)]
-                best = float(finite.max()) if finite.numel() else math.nan
-                med = float(finite.median()) if finite.numel() else math.nan
-                sps = size * algo.steps_per_update / dt
-                print(
-                    f"[{i + 1}/{total}] population {size}: best {best:.1f} median {med:.1f} "
-                    f"({sps:,.0f} steps/s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-    finally:
-        if writer is not None:
-            writer.close()
-    eval_returns = evaluate(algo, states, R.fold_in(keys[0], 0xE7A1), eval_episodes)
-    table = ranking_table(hps, eval_returns)
-    return PopulationResult(
-        states,
-        hps,
-        eval_returns,
-        history,
-        total,
-        total * algo.steps_per_update,
-        time.perf_counter() - t_start,
-        compile_s,
-        table,
-    )
+    runner = population_runner(algo, keys, hps, compile, chunk_size, eval_episodes)
+    result = population_result(L.run(runner, pbt=pbt, **options))
+    assert result is not None  # one process: rank 0
+    return result

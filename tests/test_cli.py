@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from funrl.cli import main
+from funrl.cli import ALGOS, main
 
 
 def test_list(capsys):
@@ -217,45 +217,58 @@ def test_bench_runs_scripts_by_name(tmp_path, monkeypatch, capfd):
         main(["bench", "helo"])
 
 
-def test_train_nproc_launches_data_parallel_ranks(tmp_path):
-    import json as _json
+# Tiny settings for `funrl train ALGO --nproc 2` (two updates); an algorithm that --nproc
+# comes to allow without an entry here trains its default config for two updates.
+_DP_SETS = {
+    "ppo": ["num_envs=4", "num_steps=16"],
+    "a2c": ["num_envs=4", "num_steps=16"],
+    "dqn": ["num_envs=4", "learning_starts=8", "batch_size=8", "buffer_size=64", "hidden=16"],
+}
+_ENV = {"sac": "Pendulum-v1", "td3": "Pendulum-v1", "ddpg": "Pendulum-v1"}
 
-    out = tmp_path / "dp"
+
+def _runs_data_parallel(name: str) -> bool:
+    import importlib
+
+    from funrl import distributed
+
+    mod = importlib.import_module(f"funrl.algos.{name}")
+    try:
+        distributed.data_parallel(mod.make(mod.Config(env=_ENV.get(name, "CartPole-v1"))))
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+def test_train_nproc_trains_every_algorithm_it_allows_on_two_processes(algo, tmp_path, monkeypatch):
+    if not _runs_data_parallel(algo):  # refused with the reason, before any process starts
+        from funrl import distributed
+
+        monkeypatch.setattr(distributed, "launch", lambda *a, **k: pytest.fail("launched"))
+        message = rf"^funrl: --nproc 2: {algo} cannot run data-parallel: [^\n]+$"
+        with pytest.raises(SystemExit, match=message):
+            main(["train", algo, "--env", _ENV.get(algo, "CartPole-v1"), "--nproc", "2"])
+        return
+    out, ckpt = tmp_path / "dp", tmp_path / "dp.pt"
+    sets = [x for kv in _DP_SETS.get(algo, []) for x in ("--set", kv)]
+    args = ["--nproc", "2", "--updates", "2", "--no-compile", "--quiet", "--eval-episodes", "2"]
+    args += ["--out", str(out), "--checkpoint", str(ckpt), *sets]
     rc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "funrl",
-            "train",
-            "ppo",
-            "--nproc",
-            "2",
-            "--total-steps",
-            "128",
-            "--no-compile",
-            "--quiet",
-            "--eval-episodes",
-            "2",
-            "--set",
-            "num_envs=4",
-            "--set",
-            "num_steps=16",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "funrl", "train", algo, *args],
         capture_output=True,
         text=True,
         timeout=240,
         cwd=tmp_path,
     )
     assert rc.returncode == 0, rc.stdout + rc.stderr
-    assert "2 rank(s)" in rc.stdout
-    assert _json.loads((out / "summary.json").read_text())
-
-
-def test_nproc_rejects_off_policy_algorithms():
-    with pytest.raises(SystemExit, match="--nproc supports ppo and a2c"):
-        main(["train", "dqn", "--nproc", "2", "--total-steps", "64"])
+    assert "done: 2 rank(s), 2 updates" in rc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["algo"] == algo and summary["mode"] == "data_parallel"
+    assert summary["world_size"] == 2 and summary["updates"] == 2
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["update"] for r in rows] == [1, 2] and "eval_return" in rows[-1]
+    assert main(["eval", str(ckpt), "--episodes", "2"]) == 0  # rank 0's agent
 
 
 def test_eval_records_a_video(tmp_path, monkeypatch):

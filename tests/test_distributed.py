@@ -19,12 +19,15 @@ from pathlib import Path
 import pytest
 import torch
 
+import funrl
 from funrl import distributed as D
 from funrl import optim, tree
 from funrl import population as pop
 from funrl import random as R
-from funrl.algos import ppo
+from funrl.algos import a2c, ppo
+from funrl.distributed import collectives
 from funrl.testing import check_transforms
+from funrl.train import split_key
 
 TINY = ppo.Config(num_envs=2, num_steps=8, num_minibatches=2, update_epochs=2, hidden=(16,))
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +56,6 @@ def _pbt_hps(p: int) -> ppo.HParams:
 
 def _pop_inputs() -> tuple[torch.Tensor, ppo.HParams]:
     return pop.member_keys(R.key(3), POP_P), pop.hparams(ppo.HParams, POP_P, lr=[1e-3, 3e-3, 1e-2])
-
-
-def _dp_opt() -> optim.GradientTransformation:
-    return D.allreduce_grads(
-        optim.chain(optim.clip_by_global_norm(0.5), optim.adam(2.5e-4, eps=1e-5))
-    )
 
 
 # ---- in-process: shards, packing, world of one --------------------------------------------
@@ -98,7 +95,7 @@ def test_pack_unpack_roundtrip_mixed_dtypes():
         torch.zeros(4, 0),
         torch.ones(4, 2, 2, dtype=torch.int32),
     ]
-    bufs = D._pack(leaves, 4)
+    bufs = collectives.pack_rows(leaves, 4)
     assert [b.dtype for b in bufs] == [
         torch.float32,
         torch.uint8,
@@ -107,9 +104,11 @@ def test_pack_unpack_roundtrip_mixed_dtypes():
         torch.int32,
     ]
     assert [tuple(b.shape) for b in bufs] == [(4, 6), (4, 1), (4, 1), (4, 1), (4, 4)]
-    back = D._unpack(bufs, leaves)
+    back = collectives.unpack_rows(bufs, leaves)
     assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(back, leaves))
-    rows = D._unpack([b[[2, 0]] for b in bufs], leaves)  # row selection commutes with packing
+    rows = collectives.unpack_rows(
+        [b[[2, 0]] for b in bufs], leaves
+    )  # row selection commutes with packing
     assert all(torch.equal(a, b[[2, 0]]) for a, b in zip(rows, leaves))
 
 
@@ -176,6 +175,7 @@ def test_main_population_in_a_world_of_one_writes_summary_and_checkpoint(tmp_pat
         "--updates",
         "4",
         "--quiet",
+        "--no-compile",
         "--eval-episodes",
         "1",
         "--sample",
@@ -204,7 +204,7 @@ def test_main_population_in_a_world_of_one_writes_summary_and_checkpoint(tmp_pat
 
 def test_world_of_one_population_matches_population_train_and_resumes(tmp_path):
     keys, hps = _pop_inputs()
-    kw = dict(progress=False, eval_episodes=2, pbt=POP_CFG)
+    kw = dict(compile=False, progress=False, eval_episodes=2, pbt=POP_CFG)
     algo = ppo.make(TINY)
     ref = pop.train(algo, keys, hps, num_updates=3, **kw)
     got = D.train_population(
@@ -229,6 +229,57 @@ def test_world_of_one_population_matches_population_train_and_resumes(tmp_path):
     members, saved_hps, update = D.load_population(tmp_path / "c.pt", algo)
     assert update == 3 and tree.all_equal(members["states"], ref.states)
     assert tree.all_equal(saved_hps, ref.hparams) and torch.equal(members["keys"], keys)
+
+
+def _metrics(history: list[dict]) -> str:
+    """The rows without their clocks, as text (NaN == NaN)."""
+    return json.dumps(
+        [{k: v for k, v in r.items() if k not in ("update_s", "time_s")} for r in history]
+    )
+
+
+def test_data_parallel_in_a_world_of_one_is_funrl_train():
+    # rank 0 initialises from k_init as funrl.train does; allreduce_grads over one rank is
+    # the algorithm's own optimizer: the same agent, bit for bit, with the same history
+    kw = dict(num_updates=2, compile=False, progress=False, eval_episodes=2, eval_every=1)
+    for name in ("ppo", "a2c"):
+        mod = {"ppo": ppo, "a2c": a2c}[name]
+        algo, hp = mod.make(mod.Config(num_envs=2, num_steps=8, hidden=(16,))), mod.HParams.create()
+        alone = funrl.train(algo, R.key(5), hp, **kw)
+        dp = D.train_data_parallel(algo, R.key(5), hp, **kw)
+        assert tree.all_equal(dp.state, alone.state), name
+        assert dp.eval_return == alone.eval_return, name
+        assert _metrics(dp.history) == _metrics(alone.history), name
+
+
+def test_data_parallel_wraps_the_algorithms_own_optimizer_or_says_why_not():
+    algo = ppo.make(TINY)
+    dp = D.data_parallel(algo)
+    assert dp.name == "ppo" and dp.optimizer is not algo.optimizer
+    p = {"w": torch.ones(2)}  # the wrapped optimizer is ppo's own (a world of one here)
+    state = algo.optimizer.init(p)
+    got = dp.optimizer.update({"w": torch.ones(2)}, state, p)
+    assert tree.all_equal(got, algo.optimizer.update({"w": torch.ones(2)}, state, p))
+    per_network = algo._replace(
+        name="twin", optimizer={"actor": algo.optimizer, "critic": algo.optimizer}
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"^twin cannot run data-parallel: it has one optimizer per network \(actor, critic\)",
+    ):
+        D.data_parallel(per_network)
+    fixed = algo._replace(
+        name="fixed",
+        remake=lambda **parts: (_ for _ in ()).throw(
+            TypeError("remake: unknown part(s) ['optimizer']")
+        ),
+    )
+    with pytest.raises(
+        ValueError, match=r"^fixed cannot run data-parallel: its make takes no optimizer part"
+    ):
+        D.data_parallel(fixed)
+    with pytest.raises(ValueError, match="twin cannot run data-parallel"):  # before training
+        D.train_data_parallel(per_network, R.key(0), ppo.HParams.create(), progress=False)
 
 
 # ---- two gloo processes ------------------------------------------------------------------------
@@ -313,7 +364,7 @@ def test_two_ranks_population_matches_one_process_and_resumes_on_one(two_ranks, 
     out, res = two_ranks
     keys, hps = _pop_inputs()
     algo = ppo.make(TINY)
-    kw = dict(progress=False, eval_episodes=2, pbt=POP_CFG)
+    kw = dict(compile=False, progress=False, eval_episodes=2, pbt=POP_CFG)
     ref3 = pop.train(algo, keys, hps, num_updates=3, **kw)
     got = res[0]["pop"]
     assert res[1]["pop"] is None
@@ -337,6 +388,7 @@ _FAULT_ARGS = [
     "--updates",
     "50",
     "--quiet",
+    "--no-compile",
     "--set",
     "num_envs=2",
     "--set",
@@ -396,18 +448,20 @@ def _worker(out: Path) -> None:
             exchange=mode,
         )
     key, hp = R.key(7), ppo.HParams.create()
-    dalgo = ppo.make(TINY, optimizer=_dp_opt(), optimizer_hparams=ppo.OPTIMIZER_HPARAMS)
-    dres = D.train_data_parallel(dalgo, key, hp, num_updates=3, progress=False, eval_episodes=2)
+    kw = dict(num_updates=3, compile=False, progress=False, eval_episodes=2)
+    dres = D.train_data_parallel(ppo.make(TINY), key, hp, **kw)  # wraps ppo's own optimizer
     res["dp"] = {
         "params": dres.state.params,
         "opt_state": dres.state.opt_state,
         "obs": dres.state.collector.obs,
         "env_steps": dres.env_steps,
         "history": dres.history,
-        "init_params": dalgo.init(R.fold_in(R.split(key)[0], 0), hp).params,
+        "eval_return": dres.eval_return,
+        "init_params": ppo.make(TINY).init(split_key(key)[0], hp).params,
     }
-    try:  # without allreduce_grads the ranks drift apart: detected after the first update
-        D.train_data_parallel(ppo.make(TINY), key, hp, num_updates=3, progress=False)
+    plain = ppo.make(TINY)  # an algorithm that drops the optimizer it is given: ranks drift
+    try:
+        D.train_data_parallel(plain._replace(remake=lambda **parts: plain), key, hp, **kw)
         res["dp_plain"] = "no error"
     except RuntimeError as e:
         res["dp_plain"] = str(e)
@@ -417,6 +471,7 @@ def _worker(out: Path) -> None:
         keys,
         hps,
         num_updates=3,
+        compile=False,
         pbt=POP_CFG,
         progress=False,
         eval_episodes=2,

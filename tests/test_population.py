@@ -80,16 +80,21 @@ def test_check_population_errors_name_the_leaf():
 
 
 def test_member_is_bit_identical_to_training_alone():
+    # One key derivation (funrl.train.split_key) for a member and for the same agent alone:
+    # member i of an eager population is funrl.train(algo, keys[i], hps[i]), bit for bit,
+    # in its final params and in every evaluation (eval_every=1).
     keys = pop.member_keys(funrl.random.key(0), 3)
     hps = pop.hparams(ppo.HParams, 3, lr=torch.logspace(-4, -2, 3))
     algo = ppo.make(TINY)
-    res = pop.train(algo, keys, hps, compile=False, progress=False, eval_episodes=2)
+    kw = dict(compile=False, progress=False, eval_episodes=2, eval_every=1)
+    res = pop.train(algo, keys, hps, **kw)
     for i in range(3):
-        hp_i = tree.index(hps, i)
-        s = algo.init(keys[i], hp_i)
-        for _ in range(2):
-            s, _ = algo.update(s, hp_i)
-        assert tree.all_equal(tree.index(res.states.params, i), s.params), f"member {i}"
+        alone = funrl.train(algo, keys[i], tree.index(hps, i), **kw)
+        assert tree.all_equal(tree.index(res.states.params, i), alone.state.params), f"member {i}"
+        assert tree.all_equal(tree.index(res.states, i), alone.state), f"member {i}"
+        member_evals = [row["eval_return"] for row in res.history if row["member"] == i]
+        assert member_evals == [row["eval_return"] for row in alone.history], f"member {i}"
+        assert float(res.eval_returns[i]) == alone.eval_return
 
 
 def test_population_result_metrics_table_and_chunking(tmp_path):
@@ -194,6 +199,6 @@ def test_compiled_population_compiles_each_unit_once():
     hps = pop.hparams(ppo.HParams, 2, lr=[1e-3, 3e-3])
     algo = ppo.make(dataclasses.replace(TINY, total_timesteps=4 * 16 * 3))
     torch._dynamo.utils.counters.clear()
-    pop.train(algo, keys, hps, compile=True, progress=False, eval_episodes=1)
-    # collect, prepare, learn, finish
-    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 4
+    pop.train(algo, keys, hps, compile=True, progress=False, eval_episodes=1, eval_every=1)
+    # collect, prepare, learn, finish and the vmapped evaluation step (three evaluations)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 5

@@ -73,7 +73,8 @@ class ScaleByAdamState(NamedTuple):
 
 
 class ScaleByRmsState(NamedTuple):
-    """``nu``: mean of squared grads; ``mu``: mean grad when centered, else ``None``."""
+    """``nu``: mean of squared grads; ``mu``: mean grad when centered, else ``()`` (no
+    leaves: ``None`` would make ``vmap`` over the state fail)."""
 
     nu: PyTree
     mu: PyTree
@@ -216,9 +217,7 @@ def scale_by_rms(
     _check_static(alpha=alpha, eps=eps)
 
     def init(params: PyTree) -> ScaleByRmsState:
-        return ScaleByRmsState(
-            tree.zeros_like(params), tree.zeros_like(params) if centered else None
-        )
+        return ScaleByRmsState(tree.zeros_like(params), tree.zeros_like(params) if centered else ())
 
     def update(grads: PyTree, state: ScaleByRmsState, params: PyTree = None) -> Any:
         fe = _foreach_ok(foreach)
@@ -233,7 +232,7 @@ def scale_by_rms(
             var = _addcmul(nu, mu, mu, fe, value=-1.0)
             mu_tree = tree.unflatten(mu, spec)
         else:
-            var, mu_tree = nu, None
+            var, mu_tree = nu, ()
         avg = _add(_sqrt(var, fe), eps, fe)
         return tree.unflatten(_div(g, avg, fe), spec), ScaleByRmsState(
             tree.unflatten(nu, spec), mu_tree

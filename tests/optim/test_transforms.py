@@ -100,7 +100,7 @@ def test_scale_by_adam_and_rms_first_step_by_hand() -> None:
     u, state = one_update(optim.scale_by_rms(0.9, 1e-3), g)
     expected = g["w"] / (math.sqrt(0.1) * g["w"].abs() + 1e-3)
     torch.testing.assert_close(u["w"], expected, rtol=1e-14, atol=0)
-    assert state.mu is None
+    assert state.mu == ()  # no leaves (None would break vmap over the state)
     u, state = one_update(optim.scale_by_rms(0.9, 1e-3, centered=True), g)
     # centered: nu - mu^2 = 0.1 g^2 - 0.01 g^2
     expected = g["w"] / (math.sqrt(0.09) * g["w"].abs() + 1e-3)

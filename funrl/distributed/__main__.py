@@ -1,0 +1,5 @@
+import sys
+
+from funrl.distributed.cli import main
+
+sys.exit(main())

@@ -1,0 +1,172 @@
+"""``python -m funrl.distributed population|dataparallel ALGO [...]``, one process per rank.
+
+Run it under torchrun (:func:`funrl.distributed.launch_command`), or give ``--nproc N``
+and it starts torchrun itself.  The arguments are ``funrl train``'s
+(:func:`funrl.arguments.add_run_arguments`: ``--set``, ``--config``, ``--compile``,
+``--eval-every``, ``--checkpoint`` ...; the same parsing and the same errors), plus the
+process group's (``--backend``, ``--timeout``) and, for populations, ``--population``,
+``--sample``, ``--pbt-interval`` and ``--exchange``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from funrl import arguments
+from funrl import population as pop
+from funrl import random as R
+from funrl.distributed.group import init, rank, world_size
+from funrl.distributed.launch import launch
+from funrl.distributed.runners import data_parallel, train_data_parallel, train_population
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m funrl.distributed``."""
+    p = argparse.ArgumentParser(
+        prog="python -m funrl.distributed",
+        description="One process per rank (under torchrun, or --nproc N to start it).",
+    )
+    sub = p.add_subparsers(dest="mode", required=True)
+    for mode, what in (("population", "a sharded population"), ("dataparallel", "one agent")):
+        s = sub.add_parser(mode, help=f"train {what} over the ranks")
+        arguments.add_run_arguments(s)
+        s.add_argument("--backend", default=None, choices=("gloo", "nccl"))
+        s.add_argument(
+            "--timeout", type=float, default=None, help="collective timeout, s (default 600)"
+        )
+        if mode == "population":
+            s.add_argument("--population", type=int, default=8, help="members (default 8)")
+            s.add_argument(
+                "--sample",
+                action="append",
+                default=[],
+                metavar="NAME=LOW:HIGH",
+                help="log-uniform random search of an HParams field",
+            )
+            s.add_argument("--pbt-interval", type=int, default=None, help="PBT every N updates")
+            s.add_argument("--exchange", default="broadcast", choices=("broadcast", "all_gather"))
+    return p
+
+
+def _population_hparams(args: argparse.Namespace, run: arguments.Run) -> Any:
+    """``--set`` values for every member, ``--sample`` fields drawn per member."""
+    space = {}
+    for item in args.sample:
+        name, _, span = item.partition("=")
+        low, _, high = span.partition(":")
+        space[name.strip().replace("-", "_")] = ("log_uniform", float(low), float(high))
+    fields = dict(run.overrides)
+    if space:
+        drawn = pop.sample(
+            run.module.HParams, R.fold_in(R.key(args.seed), 1), args.population, **space
+        )
+        fields.update({name: getattr(drawn, name) for name in space})
+    return pop.hparams(run.module.HParams, args.population, **fields)
+
+
+def _checked(args: argparse.Namespace) -> tuple[arguments.Run, Any]:
+    """The run and its algorithm; ``SystemExit`` for bad arguments or an algorithm that
+    cannot run data-parallel, before any process starts."""
+    run = arguments.parse_run(args)
+    algo = arguments.make_algo(run)
+    if args.mode == "dataparallel":
+        try:
+            data_parallel(algo)
+        except ValueError as e:
+            raise SystemExit(f"funrl.distributed: {e}") from None
+    return run, algo
+
+
+def _run(args: argparse.Namespace, run: arguments.Run, algo: Any) -> dict[str, Any]:
+    key = R.key(args.seed)
+    kw: dict[str, Any] = dict(
+        compile=args.compile, eval_episodes=args.eval_episodes, **arguments.loop_options(args)
+    )
+    if args.mode == "dataparallel":
+        res = train_data_parallel(algo, key, run.hparams, **kw)
+        times = [r["time_s"] for r in res.history]
+        steps = world_size() * algo.steps_per_update
+        summary: dict[str, Any] = {"eval_return": res.eval_return}
+    else:
+        pbt = pop.PBTConfig(interval=args.pbt_interval) if args.pbt_interval else None
+        keys = pop.member_keys(key, args.population)
+        hps = _population_hparams(args, run)
+        presult = train_population(algo, keys, hps, pbt=pbt, exchange=args.exchange, **kw)
+        if presult is None:
+            return {}
+        by_update: dict[int, float] = {}
+        for r in presult.history:
+            by_update[r["update"]] = max(by_update.get(r["update"], 0.0), r["time_s"])
+        times = [by_update[u] for u in sorted(by_update)]
+        steps = args.population * algo.steps_per_update
+        summary = {"eval_returns": presult.eval_returns.tolist(), "table": presult.table}
+    warm = min(2, len(times) - 1)
+    steady = (
+        steps * (len(times) - 1 - warm) / (times[-1] - times[warm])
+        if len(times) - 1 > warm
+        else math.nan
+    )
+    summary.update(
+        algo=args.algo,
+        env=args.env,
+        world_size=world_size(),
+        updates=len(times),
+        env_steps_per_update=steps,
+        train_time_s=times[-1] if times else 0.0,
+        steady_steps_per_s=steady,
+    )
+    if args.out is not None and rank() == 0:  # the loop's summary.json, plus throughput
+        path = Path(args.out) / "summary.json"
+        loop_summary = json.loads(path.read_text()) if path.is_file() else {}
+        path.write_text(json.dumps({**loop_summary, **summary}, indent=2, default=str))
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m funrl.distributed`` (see the module docstring).
+
+    Any failure (a dead peer, a timeout) prints this rank's number and the reason on stderr
+    and returns 1, so torchrun stops the other ranks and reports the job failed.  Errors in
+    the arguments exit (``SystemExit``) before training, naming close matches.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    run, algo = _checked(args)
+    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return launch(args.nproc, argv)
+    torch.set_num_threads(args.threads)
+    try:
+        me, _ = init(args.backend, args.timeout)
+        summary = _run(args, run, algo)
+    except Exception as e:
+        print(
+            f"funrl.distributed: rank {rank()} of {world_size()} failed: {type(e).__name__}: {e}\n"
+            "  (a collective error usually means another rank died or timed out first: see its "
+            "log above)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 1
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    if me == 0:
+        if args.mode == "population":
+            print("\n".join(summary["table"].split("\n")[:11]))
+        print(
+            f"done: {summary['world_size']} rank(s), {summary['updates']} updates, "
+            f"{summary['steady_steps_per_s']:,.0f} env steps/s after warm-up",
+            flush=True,
+        )
+    return 0
