@@ -14,7 +14,7 @@ from torch.func import grad
 
 import funrl.random as R
 from funrl import nn, tree
-from funrl.nn import _orthogonal_from_normal
+from funrl.nn.core import _orthogonal_from_normal
 from funrl.testing import assert_trees_close, check_transforms
 
 K = R.key(0)
