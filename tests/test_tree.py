@@ -193,3 +193,11 @@ def test_contiguous_gives_row_major_strides_size_one_dims_included():
     e = torch.zeros(()).expand(5)
     out = T.contiguous({"t": t, "e": e, "n": None})
     assert out["t"].stride() == (4, 4, 1) and out["e"].stride() == (1,) and out["n"] is None
+
+
+def test_is_row_major_compares_every_stride_size_one_dims_included():
+    assert T.is_row_major(torch.zeros(3, 4)) and T.is_row_major(torch.zeros(()))
+    assert not T.is_row_major(torch.zeros(4, 3).t())
+    odd = torch.zeros(4, 1).t()  # [1, 4] with strides (1, 1): "contiguous" to torch
+    assert odd.is_contiguous() and not T.is_row_major(odd)
+    assert T.is_row_major(T.contiguous(odd))

@@ -337,7 +337,7 @@ def check_hparams_if_concrete(hp: Any) -> None:
         hp.check()
 
 
-def check_hparams_cls(where: str, hparams_cls: Any, base: type, needed: Iterable[str]) -> None:
+def check_hparams_cls(where: str, hparams_cls: Any, needed: Iterable[str]) -> None:
     """``TypeError``/``ValueError`` unless ``hparams_cls`` is an HParams struct with the fields
     the algorithm's parts read (``needed``)."""
     if not (isinstance(hparams_cls, type) and dataclasses.is_dataclass(hparams_cls)):
@@ -349,7 +349,8 @@ def check_hparams_cls(where: str, hparams_cls: Any, base: type, needed: Iterable
     if missing:
         raise ValueError(
             f"{where}: hparams_cls {hparams_cls.__name__} lacks field(s) {missing} that the "
-            f"algorithm reads; subclass {base.__module__}.{base.__name__} to add fields"
+            "algorithm reads; add them as funrl.algos.hparam fields (subclass the algorithm's "
+            "HParams)"
         )
 
 

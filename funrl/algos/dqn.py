@@ -259,7 +259,7 @@ def make(
         OPTIMIZER_HPARAMS,
     )
     parts.update(optimizer=opt, optimizer_hparams=table)  # remake keeps them
-    common.check_hparams_cls(where, hparams_cls, HParams, _needed_fields(config, table))
+    common.check_hparams_cls(where, hparams_cls, _needed_fields(config, table))
     _check_parts(where, config, nets, loss_fn, stack.obs_dim, num_actions, hparams_cls)
 
     def exploration(global_step: torch.Tensor, hp: Any) -> torch.Tensor:

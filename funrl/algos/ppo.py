@@ -378,7 +378,7 @@ def make(
             "optimizer_hparams maps no 'lr'; pass optimizer_hparams={'lr': 'lr', ...} or "
             "Config(anneal_lr=False) (and put a schedule in your optimizer)"
         )
-    common.check_hparams_cls(where, hparams_cls, HParams, table.values())
+    common.check_hparams_cls(where, hparams_cls, table.values())
     _check_parts(where, config, nets, advantage_fn, loss_fn, stack, hparams_cls)
     T, E, M = config.num_steps, config.update_epochs, config.num_minibatches
     per_minibatch = config.recompute_advantages

@@ -293,7 +293,7 @@ def make(
     parts.update(optimizer=opts, optimizer_hparams=tables)  # remake keeps them
     needed = {"gamma", "tau", "alpha", "target_entropy_scale"}
     common.check_hparams_cls(
-        where, hparams_cls, HParams, needed.union(*(t.values() for t in tables.values()))
+        where, hparams_cls, needed.union(*(t.values() for t in tables.values()))
     )
     _check_parts(where, config, nets, critic_loss_fn, actor_loss_fn, stack, hparams_cls)
     if config.discrete:
