@@ -160,13 +160,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     if dist.is_initialized():
+        # Leave together: a gloo rank that tears down while its peer is still inside the
+        # last collective can abort at exit ("terminate called without an active exception").
+        dist.barrier()
         dist.destroy_process_group()
     if me == 0:
         if args.mode == "population":
             print("\n".join(summary["table"].split("\n")[:11]))
+        rate = summary["steady_steps_per_s"]
+        speed = (
+            f"{rate:,.0f} env steps/s after warm-up"
+            if math.isfinite(rate)
+            else "too few updates to time after warm-up (needs 4)"
+        )
         print(
-            f"done: {summary['world_size']} rank(s), {summary['updates']} updates, "
-            f"{summary['steady_steps_per_s']:,.0f} env steps/s after warm-up",
+            f"done: {summary['world_size']} rank(s), {summary['updates']} updates, {speed}",
             flush=True,
         )
     return 0
