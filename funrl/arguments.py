@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import difflib
 import os
+import typing
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -20,12 +21,17 @@ import torch
 
 __all__ = [
     "ALGOS",
+    "Parser",
     "Run",
+    "RunPaths",
     "add_run_arguments",
     "algo_module",
     "loop_options",
     "make_algo",
+    "non_negative_int",
     "parse_run",
+    "positive_int",
+    "run_paths",
 ]
 
 ALGOS = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
@@ -57,9 +63,14 @@ def _parse_value(raw: str, current: Any, name: str) -> Any:
             raise SystemExit(f"funrl: {name} expects an integer, got {raw!r}") from None
     if isinstance(current, tuple):
         try:
-            return tuple(int(x) for x in raw.replace("x", ",").split(",") if x)
+            sizes = tuple(int(x) for x in raw.replace("x", ",").split(",") if x.strip())
         except ValueError:
-            raise SystemExit(f"funrl: {name} expects integers like 64,64, got {raw!r}") from None
+            sizes = ()
+        if not sizes or min(sizes) < 1:
+            raise SystemExit(
+                f"funrl: {name} expects positive integers like 64,64, got {raw!r}"
+            ) from None
+        return sizes
     if isinstance(current, (float, torch.Tensor)):
         try:
             return float(raw)
@@ -73,12 +84,13 @@ def _unknown_field(
 ) -> SystemExit:
     valid = sorted(set(valid_hp) | set(valid_cfg))
     close = difflib.get_close_matches(name, valid, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    return SystemExit(
-        f"funrl: {where}unknown field {name!r} for {mod.__name__.rsplit('.', 1)[-1]}.{hint}\n"
-        f"  HParams: {', '.join(sorted(valid_hp))}\n"
-        f"  Config: {', '.join(sorted(valid_cfg))}"
+    algo = mod.__name__.rsplit(".", 1)[-1]
+    hint = (
+        f" Did you mean {', '.join(close)}?"
+        if close
+        else f" HParams: {', '.join(sorted(valid_hp))}; Config: {', '.join(sorted(valid_cfg))}"
     )
+    return SystemExit(f"funrl: {where}unknown field {name!r} for {algo}.{hint}")
 
 
 def _coerce(value: Any, current: Any, name: str) -> Any:
@@ -201,12 +213,19 @@ def _check_env(env_id: str) -> None:
         raise SystemExit(f"funrl: unknown env {env_id!r}.{hint} See `funrl list`.")
 
 
-def parse_run(args: argparse.Namespace) -> Run:
-    """The algorithm, config and hyperparameters of parsed run arguments: the TOML file,
-    then ``--env``/``--total-steps``, then ``--set`` (last wins).  Every error (a typo in
-    a name, a bad value) is a ``SystemExit`` naming close matches, before anything runs."""
+def parse_run(args: argparse.Namespace, base: Any = None) -> Run:
+    """The algorithm, config and hyperparameters of parsed run arguments: ``base`` (a
+    resumed run's config), the TOML file, then ``--env``/``--total-steps``, then ``--set``
+    (last wins).  Every error (a typo in a name, a bad value) is a ``SystemExit`` naming
+    close matches, before anything runs."""
+    _import_modules(getattr(args, "imports", None) or [])
     mod = algo_module(args.algo)
     cfg_kwargs, hp_kwargs = _read_toml(args.config, mod) if args.config else ({}, {})
+    if base is not None:
+        cfg_kwargs = {
+            **{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+            **cfg_kwargs,
+        }
     if args.env is not None:
         cfg_kwargs["env"] = args.env
     args.env = cfg_kwargs.setdefault("env", "CartPole-v1")
@@ -224,18 +243,209 @@ def make_algo(run: Run) -> Any:
         raise SystemExit(f"funrl: {e}") from None
 
 
-def loop_options(args: argparse.Namespace, out: Path | None = None) -> dict[str, Any]:
-    """The host loop's features (``funrl.loop.run``) from parsed run arguments."""
+def _import_modules(names: list[str]) -> None:
+    """``--import MODULE``: import user modules (that register envs) before anything; the
+    current folder is searched first, as ``python -m`` does."""
+    import importlib
+    import sys
+
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as e:
+            raise SystemExit(f"funrl: --import {name}: cannot import it ({e})") from None
+
+
+class RunPaths(NamedTuple):
+    """Where a run writes (:func:`run_paths`).
+
+    Attributes:
+      out: the run folder (``metrics.jsonl``, ``metrics.csv``, ``summary.json``).
+      checkpoint: the checkpoint it writes (``--checkpoint``, else ``out/checkpoint.pt``).
+      resume: the checkpoint it continues from, or ``None`` for a new run.
+    """
+
+    out: Path
+    checkpoint: Path
+    resume: Path | None
+
+
+RUNS = Path("runs")
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+def run_name(args: argparse.Namespace) -> str:
+    """``<algo>-<env>-s<seed>``: the stem of a run folder under ``runs/``."""
+    return f"{args.algo}-{str(args.env).replace('/', '_').replace(':', '_')}-s{args.seed}"
+
+
+def _status(folder: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads((folder / "summary.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _unfinished(args: argparse.Namespace) -> Path | None:
+    """The newest ``runs/<algo>-<env>-s<seed>-*`` folder with a checkpoint whose run did
+    not complete (for ``--resume auto`` without ``--out``)."""
+    if not RUNS.is_dir():
+        return None
+    found = [
+        d
+        for d in RUNS.glob(f"{run_name(args)}-*")
+        if (d / CHECKPOINT_NAME).is_file() and _status(d) != "completed"
+    ]
+    return max(found, key=lambda d: (d / CHECKPOINT_NAME).stat().st_mtime, default=None)
+
+
+def _new_folder(args: argparse.Namespace) -> Path:
+    import time
+
+    stem = RUNS / f"{run_name(args)}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out, n = stem, 1
+    while out.exists():  # two runs started in the same second
+        n += 1
+        out = stem.with_name(f"{stem.name}-{n}")
+    return out
+
+
+def _non_empty(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.iterdir())
+
+
+def run_paths(args: argparse.Namespace, check: bool = True) -> RunPaths:
+    """The run folder, checkpoint and resume file of parsed run arguments.
+
+    * A new run (no ``--resume``) gets ``--out``, or a new ``runs/<algo>-<env>-s<seed>-
+      <time>`` folder; it refuses a non-empty ``--out`` or an existing ``--checkpoint``
+      unless ``--force`` (nothing is overwritten by accident).
+    * ``--resume PATH`` continues PATH (a checkpoint, or a run folder holding
+      ``checkpoint.pt``) in its own folder (or ``--out``), appending to its metrics.
+    * ``--resume auto`` continues ``--checkpoint``, else ``--out``'s checkpoint, else the
+      newest unfinished ``runs/<algo>-<env>-s<seed>-*`` run; with nothing to continue it
+      starts a new run there.
+
+    ``check=False`` skips the overwrite checks (ranks other than the launcher's).
+    Errors are ``SystemExit`` with one line naming the argument.
+    """
+    out = Path(args.out) if args.out else None
+    ckpt = Path(args.checkpoint) if args.checkpoint else None
+    resume: Path | None = None
+    if args.resume == "auto":
+        candidates = [ckpt] if ckpt else []
+        if out is not None:
+            candidates.append(out / CHECKPOINT_NAME)
+        elif ckpt is None and (found := _unfinished(args)) is not None:
+            candidates.append(found / CHECKPOINT_NAME)
+            out = found
+        resume = next((c for c in candidates if c.is_file()), None)
+        if resume is None and check:
+            print("funrl: --resume auto: no checkpoint to continue; starting a new run", flush=True)
+    elif args.resume is not None:
+        resume = Path(args.resume)
+        if resume.is_dir():
+            resume = resume / CHECKPOINT_NAME
+        if not resume.is_file():
+            raise SystemExit(
+                f"funrl: --resume {args.resume}: no such checkpoint (or run folder with {CHECKPOINT_NAME})"
+            )
+        if out is None and (resume.parent / "summary.json").is_file():
+            out = resume.parent
+    if resume is not None:
+        if out is None:
+            out = _new_folder(args)
+        return RunPaths(
+            out, ckpt or (resume if out == resume.parent else out / CHECKPOINT_NAME), resume
+        )
+    out = out if out is not None else _new_folder(args)
+    ckpt = ckpt or out / CHECKPOINT_NAME
+    if check and not args.force:
+        if _non_empty(out) and args.out:
+            raise SystemExit(
+                f"funrl: --out {out} is not empty (an earlier run?): add --resume auto to "
+                "continue it, --force to overwrite it, or choose another --out"
+            )
+        if ckpt.exists() and args.checkpoint:
+            raise SystemExit(
+                f"funrl: --checkpoint {ckpt} exists: add --resume auto to continue from it, "
+                "--force to overwrite it, or choose another path"
+            )
+    if ckpt.exists() and ckpt.is_dir():
+        raise SystemExit(f"funrl: --checkpoint {ckpt} is a folder; give a file path")
+    return RunPaths(out, ckpt, None)
+
+
+def checkpoint_every(args: argparse.Namespace, steps_per_update: int) -> int | None:
+    """``--checkpoint-every``: ``N`` updates, or ``Nsteps`` env steps (rounded up to whole
+    updates of ``steps_per_update``)."""
+    every = args.checkpoint_every
+    if every is None or isinstance(every, int):
+        return every
+    return max(1, -(-every[0] // steps_per_update))
+
+
+def loop_options(
+    args: argparse.Namespace, paths: RunPaths, steps_per_update: int
+) -> dict[str, Any]:
+    """The host loop's features (``funrl.loop.run``) from parsed run arguments and the
+    run's :func:`run_paths`."""
     return {
         "num_updates": args.updates,
-        "out_dir": out if out is not None else args.out,
+        "out_dir": paths.out,
         "progress": not args.quiet,
         "eval_every": args.eval_every,
         "target_return": args.target_return,
-        "checkpoint_path": args.checkpoint,
-        "checkpoint_every": args.checkpoint_every,
-        "resume": args.resume,
+        "checkpoint_path": paths.checkpoint,
+        "checkpoint_every": checkpoint_every(args, steps_per_update),
+        "resume": paths.resume,
+        "run_info": {
+            "seed": args.seed,
+            "command": list(getattr(args, "command_line", []) or []),
+            "imports": list(getattr(args, "imports", None) or []),
+            "cwd": os.getcwd(),
+        },
     }
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _every(text: str) -> int | tuple[int]:
+    """``--checkpoint-every``'s type: ``N`` (updates) or ``Nsteps`` (env steps)."""
+    if text.endswith("steps"):
+        return (positive_int(text.removesuffix("steps")),)
+    return positive_int(text)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (no usage block) and exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -252,8 +462,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="TOML file of Config/HParams fields (name = value); --set overrides it",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the run's key (default 0)")
-    p.add_argument("--total-steps", type=int, default=None, help="env steps to train for")
-    p.add_argument("--updates", type=int, default=None, help="updates (default: from the steps)")
+    p.add_argument("--total-steps", type=positive_int, default=None, help="env steps to train for")
+    p.add_argument(
+        "--updates", type=positive_int, default=None, help="updates (default: from the steps)"
+    )
     p.add_argument(
         "--set",
         action="append",
@@ -267,29 +479,57 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="compile each compute unit with torch.compile (default; --no-compile: eager)",
     )
     p.add_argument(
-        "--out", default=None, help="output folder for metrics (funrl train: runs/<name>)"
+        "--out",
+        default=None,
+        help="run folder: metrics, summary.json, checkpoint.pt (default: a new "
+        "runs/<algo>-<env>-s<seed>-<time>); must be empty unless --resume or --force",
     )
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N updates")
-    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite a non-empty --out or existing --checkpoint"
+    )
+    p.add_argument("--eval-every", type=positive_int, default=None, help="evaluate every N updates")
+    p.add_argument("--eval-episodes", type=positive_int, default=10, help="episodes per evaluation")
     p.add_argument("--target-return", type=float, default=None, help="stop once eval reaches it")
     p.add_argument(
         "--checkpoint",
         default=None,
         metavar="PATH",
-        help="save the state here at the end (for funrl eval / export / --resume)",
+        help="checkpoint file (default OUT/checkpoint.pt), written at the end, on Ctrl-C or "
+        "SIGTERM, and every --checkpoint-every (for funrl eval / export / --resume)",
     )
-    p.add_argument("--checkpoint-every", type=int, default=None, help="and every N updates")
-    p.add_argument("--resume", default=None, metavar="PATH", help="continue from a checkpoint")
+    p.add_argument(
+        "--checkpoint-every",
+        type=_every,
+        default=None,
+        metavar="N|Nsteps",
+        help="also checkpoint every N updates (or every N env steps: 50000steps)",
+    )
+    p.add_argument(
+        "--resume",
+        default=None,
+        metavar="PATH|auto",
+        help="continue a run: a checkpoint or run folder, or auto (--checkpoint, --out's "
+        "checkpoint, else the newest unfinished runs/<algo>-<env>-s<seed>-*)",
+    )
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (e.g. one that registers your env); recorded in the "
+        "checkpoint so funrl eval imports it too",
+    )
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         default=int(os.environ.get("FUNRL_THREADS", "1")),
         help="torch threads per process (default 1, or $FUNRL_THREADS)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--nproc",
-        type=int,
+        type=positive_int,
         default=1,
         help="run N processes with torchrun (funrl train: data-parallel, for algorithms "
         "with one optimizer: ppo, a2c)",

@@ -39,6 +39,7 @@ state (see docs/guides/checkpoints-and-deployment.md).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import importlib
 import os
@@ -63,8 +64,11 @@ __all__ = [
     "check_like",
     "latest",
     "load",
+    "read_meta",
+    "remove_stale_temporaries",
     "resumed",
     "save",
+    "versions",
 ]
 
 FORMAT = "funrl.checkpoint"
@@ -281,7 +285,8 @@ def _decode_config(rec: Any) -> Any:
 # ---- save / load -------------------------------------------------------------------------
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
+    """The funrl, torch and Python versions (recorded in every checkpoint)."""
     return {
         "funrl": __version__,
         "torch": str(torch.__version__),
@@ -327,10 +332,11 @@ def save(
         "hparams": None if hparams is None else _encode_tree(hparams, "hparams"),
         "config": _encode_config(config),
         "meta": _check_plain(meta, "meta"),
-        "versions": _versions(),
+        "versions": versions(),
         "created": time.time(),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -344,17 +350,41 @@ def save(
     return path
 
 
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files an interrupted :func:`save` of ``path`` left behind
+    (``.<name>.*.tmp`` next to it: a process killed mid-write cannot remove its own).
+    :func:`save` and :func:`load` call it; returns the files removed."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    stale = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:160]}" if text else type(e).__name__
+
+
 def _read(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    remove_stale_temporaries(path)
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive
+        raise CheckpointError(
+            f"{path}: not a funrl checkpoint: not a whole torch.save archive (truncated or "
+            "corrupted, or another kind of file)"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+    except Exception as e:  # corrupted archives, foreign pickles the safe loader refuses
         raise CheckpointError(
-            f"{path}: not a readable funrl checkpoint (truncated or corrupted?): {e}"
+            f"{path}: not a readable funrl checkpoint ({_first_line(e)})"
         ) from None
-    except Exception as e:  # weights_only unpickler errors (e.g. a foreign pickle)
-        raise CheckpointError(f"{path}: not a funrl checkpoint: {type(e).__name__}: {e}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a funrl checkpoint (no {FORMAT!r} header)")
     if payload.get("format_version", 0) > FORMAT_VERSION:
@@ -363,6 +393,13 @@ def _read(path: Path) -> dict[str, Any]:
             f"this one reads up to {FORMAT_VERSION}); versions: {payload.get('versions')}"
         )
     return payload
+
+
+def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A checkpoint's ``meta`` (with ``versions`` and ``created``) without rebuilding its
+    state: no class is imported, so it reads files whose classes are not importable yet."""
+    payload = _read(Path(path))
+    return {**payload["meta"], "versions": payload["versions"], "created": payload["created"]}
 
 
 def load(path: str | os.PathLike[str], *, like: Any = None, algo: Any = None) -> Checkpoint:

@@ -22,7 +22,6 @@ import argparse
 import difflib
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +29,23 @@ import torch
 
 from funrl.arguments import (
     ALGOS,
+    CHECKPOINT_NAME,
+    Parser,
+    RunPaths,
     add_run_arguments,
     algo_module,
     loop_options,
     make_algo,
+    non_negative_int,
     parse_run,
+    positive_int,
+    run_paths,
 )
 
 __all__ = ["ALGOS", "build_parser", "main"]
 
 
-def _launch_data_parallel(args: argparse.Namespace, algo: Any, out: Path) -> int:
+def _launch_data_parallel(args: argparse.Namespace, algo: Any, paths: RunPaths) -> int:
     """``funrl train ... --nproc N``: ``python -m funrl.distributed dataparallel`` with the
     same arguments under torchrun, once the algorithm is known to run data-parallel."""
     from funrl import distributed
@@ -49,30 +54,66 @@ def _launch_data_parallel(args: argparse.Namespace, algo: Any, out: Path) -> int
         distributed.data_parallel(algo)
     except ValueError as e:
         raise SystemExit(f"funrl: --nproc {args.nproc}: {e}") from None
-    argv = distributed.without_nproc(["dataparallel", *args.argv[1:], "--out", str(out)])
+    argv = [*args.argv[1:], "--out", str(paths.out), "--checkpoint", str(paths.checkpoint)]
+    if paths.resume is not None:
+        argv += ["--resume", str(paths.resume)]
+    argv = distributed.without_nproc(["dataparallel", *argv])
     cmd = " ".join(distributed.launch_command(args.nproc, argv))
     print(f"funrl: launching {args.nproc} processes: {cmd}", flush=True)
     return distributed.launch(args.nproc, argv)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    torch.set_num_threads(args.threads)
+def resumed_run(args: argparse.Namespace) -> tuple[Any, RunPaths]:
+    """The run's arguments and paths; a resumed run starts from its checkpoint's config
+    (``--env``, ``--total-steps``, ``--set`` may still change fields; a field the state's
+    shapes depend on then fails to load, naming it)."""
+    from funrl import checkpoint
+
     run = parse_run(args)
-    algo = make_algo(run)
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("runs")
-        / f"{args.algo}-{args.env.replace('/', '_')}-s{args.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = run_paths(args)
+    if paths.resume is None:
+        return run, paths
+    try:
+        ck = checkpoint.load(paths.resume)
+    except checkpoint.CheckpointError as e:
+        raise SystemExit(f"funrl: --resume: {e}") from None
+    if ck.meta.get("algo") not in (None, args.algo):
+        raise SystemExit(
+            f"funrl: --resume {paths.resume}: a {ck.meta['algo']} run, not {args.algo}"
+        )
+    if ck.config is not None:
+        run = parse_run(args, base=ck.config)
+    return run, paths
+
+
+def _interrupted_note(args: argparse.Namespace, result: Any, paths: RunPaths) -> int:
+    """The message of a run stopped by SIGINT/SIGTERM; exit code 130 or 143."""
+    again = ["funrl", *[a for a in args.argv if a not in ("--force",)]]
+    if "--resume" not in again:
+        again += ["--resume", "auto"]
+    if "--out" not in again:
+        again += ["--out", str(paths.out)]
+    print(
+        f"interrupted ({result.interrupted}) after {result.updates} updates; checkpoint: "
+        f"{paths.checkpoint}\ncontinue with: {' '.join(again)}",
+        flush=True,
     )
+    return 130 if result.interrupted == "SIGINT" else 143
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    run, paths = resumed_run(args)
+    algo = make_algo(run)
     if args.nproc > 1:
-        return _launch_data_parallel(args, algo, out)
+        return _launch_data_parallel(args, algo, paths)
+    torch.set_num_threads(args.threads)
     import funrl
 
+    what = f"resuming {paths.resume}" if paths.resume else "new run"
     print(
         f"funrl {funrl.__version__}: {args.algo} on {args.env}, seed {args.seed}, "
         f"{run.config.total_timesteps:,} steps, compile={'on' if args.compile else 'off'}, "
-        f"{torch.get_num_threads()} thread(s), metrics -> {out}",
+        f"{torch.get_num_threads()} thread(s), {what} -> {paths.out}",
         flush=True,
     )
     result = funrl.train(
@@ -81,28 +122,46 @@ def cmd_train(args: argparse.Namespace) -> int:
         run.hparams,
         compile=args.compile,
         eval_episodes=args.eval_episodes,
-        **loop_options(args, out),
+        **loop_options(args, paths, algo.steps_per_update),
     )
+    if result.interrupted:
+        return _interrupted_note(args, result, paths)
     sps = result.env_steps / max(result.wall_time_s - result.compile_time_s, 1e-9)
     print(
         f"done: {result.updates} updates, {result.env_steps:,} env steps in {result.wall_time_s:.1f} s "
         f"(compile/warm-up {result.compile_time_s:.1f} s, {sps:,.0f} steps/s after)\n"
         f"final evaluation (deterministic, {args.eval_episodes} episodes): "
         f"mean return {result.eval_return:.1f}\n"
-        f"metrics: {out / 'metrics.jsonl'}, {out / 'metrics.csv'}, {out / 'summary.json'}",
+        f"run: {paths.out} (metrics.jsonl, metrics.csv, summary.json)\n"
+        f"checkpoint: {paths.checkpoint} (funrl eval {paths.checkpoint})",
         flush=True,
     )
-    if args.checkpoint:
-        print(f"checkpoint: {args.checkpoint} (funrl eval {args.checkpoint})", flush=True)
     return 0
 
 
-def _load_for_eval(path: str, member: int | None) -> tuple[Any, Any, Any]:
-    """``(algo, state, checkpoint)`` rebuilt from a checkpoint written by ``train``."""
+def _checkpoint_file(path: str) -> Path:
+    """A checkpoint file, or a run folder's ``checkpoint.pt``."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / CHECKPOINT_NAME).is_file():
+            raise SystemExit(f"funrl: {path} is a folder without a {CHECKPOINT_NAME}")
+        return p / CHECKPOINT_NAME
+    return p
+
+
+def _load_for_eval(
+    path: str, member: int | None, imports: list[str]
+) -> tuple[Any, list[tuple[int | None, Any]], Any]:
+    """``(algo, [(member, state)], checkpoint)`` rebuilt from a checkpoint (or run folder)
+    written by ``funrl train``: one state, the chosen member of a population, or every
+    member (``member=None`` on a population)."""
     from funrl import checkpoint, tree
 
+    file = _checkpoint_file(path)
     try:
-        ck = checkpoint.load(path)
+        meta = checkpoint.read_meta(file)
+        _import_recorded(meta, imports)
+        ck = checkpoint.load(file)
     except checkpoint.CheckpointError as e:
         raise SystemExit(f"funrl: {e}") from None
     name = ck.meta.get("algo")
@@ -111,19 +170,49 @@ def _load_for_eval(path: str, member: int | None) -> tuple[Any, Any, Any]:
     mod = algo_module(name)
     algo = mod.make(ck.config)
     state = ck.state
-    if isinstance(state, dict) and "states" in state:  # funrl.population.save_members
+    size: int | None = None
+    like = algo.init(_key(0), mod.HParams.create())  # shapes only: hparams values don't matter
+    if isinstance(state, dict) and "states" in state:  # populations, data-parallel ranks
         state = state["states"]
+        size = int(tree.leaves(state)[0].shape[0])
         if member is None and ck.meta.get("mode") == "data_parallel":
             member = 0  # every rank holds the same params
-    if member is not None:  # (a None leaf is an absent optional state: nothing to index)
-        state = tree.map(lambda x: x if x is None else x[member], state)
-    like = algo.init(_key(0), mod.HParams.create())  # shapes only: hparams values don't matter
-    try:
-        checkpoint.check_like(state, like, where=path)
-    except checkpoint.CheckpointError as e:
-        hint = " (a population checkpoint? pick one with --member I)" if member is None else ""
-        raise SystemExit(f"funrl: {e}{hint}") from None
-    return algo, state, ck
+    else:  # a vmapped state saved by hand: every leaf has one more (leading) dim
+        pairs = [
+            (a, b)
+            for a, b in zip(tree.leaves(state), tree.leaves(like))
+            if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+        ]
+        if pairs and all(a.dim() == b.dim() + 1 and a.shape[1:] == b.shape for a, b in pairs):
+            size = int(pairs[0][0].shape[0])
+    if member is not None:
+        if size is None:
+            raise SystemExit(f"funrl: --member {member}: {path} holds one agent, not a population")
+        if not 0 <= member < size:
+            raise SystemExit(f"funrl: --member {member}: {path} holds members 0..{size - 1}")
+    picks = [member] if size is None or member is not None else list(range(size))
+    states = []
+    for i in picks:
+        one = state if i is None else tree.map(lambda x, i=i: x if x is None else x[i], state)
+        try:
+            checkpoint.check_like(one, like, where=str(path))
+        except checkpoint.CheckpointError as e:
+            raise SystemExit(f"funrl: {e}") from None
+        states.append((i, one))
+    return algo, states, ck
+
+
+def _import_recorded(meta: dict[str, Any], imports: list[str]) -> None:
+    """Make a checkpoint of a user-defined env loadable: the current folder and the
+    folder the run was started in go on ``sys.path``; ``--import`` modules and those the
+    run imported (``funrl train --import``) are imported."""
+    from funrl.arguments import _import_modules
+
+    folder = meta.get("cwd")
+    if isinstance(folder, str) and Path(folder).is_dir() and folder not in sys.path:
+        sys.path.append(folder)
+    recorded = [m for m in meta.get("imports") or [] if isinstance(m, str)]
+    _import_modules([*imports, *[m for m in recorded if m not in imports]])
 
 
 def _key(seed: int) -> torch.Tensor:
@@ -136,20 +225,29 @@ def cmd_eval(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     import funrl
 
-    algo, state, ck = _load_for_eval(args.checkpoint, args.member)
-    rets = funrl.evaluate(algo, state, _key(args.seed), num_episodes=args.episodes)
-    done = rets[~torch.isnan(rets)]
-    if done.numel() == 0:
-        raise SystemExit("funrl: no episode finished within the step limit")
-    std = float(done.std(unbiased=False))
-    print(
-        f"{algo.name} on {algo.config.env} ({ck.meta.get('updates', '?')} updates): "
-        f"{done.numel()} episodes, mean return {float(done.mean()):.2f} ± {std:.2f} "
-        f"(min {float(done.min()):.2f}, max {float(done.max()):.2f})",
-        flush=True,
-    )
+    algo, states, ck = _load_for_eval(args.checkpoint, args.member, args.imports)
+    where = f"{algo.name} on {algo.config.env} ({ck.meta.get('updates', '?')} updates)"
+    results = []
+    for i, state in states:
+        rets = funrl.evaluate(algo, state, _key(args.seed), num_episodes=args.episodes)
+        done = rets[~torch.isnan(rets)]
+        if done.numel() == 0:
+            raise SystemExit("funrl: no episode finished within the step limit")
+        results.append((float(done.mean()), i, done))
+    if len(results) > 1:  # a population: every member, best first
+        print(f"{where}: {len(results)} members, {args.episodes} episodes each, best first")
+    for mean, i, done in sorted(results, key=lambda r: -r[0]):
+        who = "" if i is None else f"member {i}: "
+        lead = f"{where}: " if len(results) == 1 else "  "
+        print(
+            f"{lead}{who}{done.numel()} episodes, mean return {mean:.2f} ± "
+            f"{float(done.std(unbiased=False)):.2f} (min {float(done.min()):.2f}, "
+            f"max {float(done.max()):.2f})",
+            flush=True,
+        )
     if args.video:
-        _record_video(algo, state, args.video, args.seed)
+        best = max(results, key=lambda r: r[0])[1]
+        _record_video(algo, dict(states)[best], args.video, args.seed)
     return 0
 
 
@@ -182,8 +280,20 @@ def _record_video(algo: Any, state: Any, folder: str, seed: int) -> None:
 def cmd_export(args: argparse.Namespace) -> int:
     from funrl import export
 
-    algo, state, _ = _load_for_eval(args.checkpoint, args.member)
-    out = export.export_policy(algo, state, args.out, method=args.method)
+    target = Path(args.out)
+    if target.is_dir():
+        raise SystemExit(f"funrl: -o {args.out} is a folder; give a file path (policy.pt2)")
+    if not target.parent.is_dir():
+        raise SystemExit(f"funrl: -o {args.out}: folder {target.parent} does not exist")
+    if target.exists() and not args.force:
+        raise SystemExit(f"funrl: -o {args.out} exists; add --force to overwrite it")
+    algo, states, _ = _load_for_eval(args.checkpoint, args.member, args.imports)
+    if len(states) > 1:
+        raise SystemExit(
+            f"funrl: {args.checkpoint} holds a population of {len(states)}: pick one with "
+            "--member I (funrl eval ranks them)"
+        )
+    out = export.export_policy(algo, states[0][1], args.out, method=args.method)
     how = (
         "torch.export.load(path).module()"
         if out.format == "torch.export"
@@ -196,13 +306,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    import warnings
+
     from funrl import plot
 
     try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = plot.plot_runs(args.runs, args.out, y=args.y, x=args.x, smooth=args.smooth)
+        for w in caught:
+            print(f"funrl: {w.message}", file=sys.stderr, flush=True)
         if args.tensorboard:
             for d in args.runs:
                 print(f"tensorboard: {plot.to_tensorboard(d)}", flush=True)
-        out = plot.plot_runs(args.runs, args.out, y=args.y, x=args.x, smooth=args.smooth)
     except (ImportError, FileNotFoundError, KeyError, ValueError) as e:
         raise SystemExit(f"funrl: {e}") from None
     print(f"plot: {out}", flush=True)
@@ -246,8 +362,27 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (one that defines or registers the run's env); those the "
+        "run imported are imported anyway",
+    )
+
+
+def _version() -> str:
+    from funrl._version import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="funrl", description="Functional RL on PyTorch.")
+    p = Parser(prog="funrl", description="Functional RL on PyTorch.")
+    p.add_argument("--version", action="version", version=f"funrl {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser(
         "train",
@@ -264,10 +399,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate the "
         "deterministic policy of a checkpoint written by `funrl train --checkpoint`.",
     )
-    e.add_argument("checkpoint", help="checkpoint file")
-    e.add_argument("--episodes", type=int, default=10, help="episodes (default 10)")
+    e.add_argument("checkpoint", help="checkpoint file or run folder")
+    e.add_argument("--episodes", type=positive_int, default=10, help="episodes (default 10)")
     e.add_argument("--seed", type=int, default=0, help="seed of the evaluation key")
-    e.add_argument("--member", type=int, default=None, help="population member to evaluate")
+    e.add_argument(
+        "--member",
+        type=non_negative_int,
+        default=None,
+        help="population member to evaluate (default: every member, best first)",
+    )
+    _add_import(e)
     e.add_argument(
         "--video",
         default=None,
@@ -275,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also record one episode of the Gymnasium env with the same id to DIR "
         "(needs gymnasium's rendering extras and moviepy)",
     )
-    e.add_argument("--threads", type=int, default=threads, help="torch threads")
+    e.add_argument("--threads", type=positive_int, default=threads, help="torch threads")
     e.set_defaults(fn=cmd_eval)
     x = sub.add_parser(
         "export",
@@ -283,9 +424,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write the deterministic policy of a checkpoint as a "
         "torch.export program that runs without funrl.",
     )
-    x.add_argument("checkpoint", help="checkpoint file")
-    x.add_argument("-o", "--out", required=True, help="output file (.pt2)")
-    x.add_argument("--member", type=int, default=None, help="population member to export")
+    x.add_argument("checkpoint", help="checkpoint file or run folder")
+    x.add_argument("-o", "--out", required=True, help="output file (.pt2), in an existing folder")
+    x.add_argument("--force", action="store_true", help="overwrite the output file")
+    x.add_argument(
+        "--member", type=non_negative_int, default=None, help="population member to export"
+    )
+    _add_import(x)
     x.add_argument("--method", default="auto", choices=("auto", "export", "torchscript"))
     x.set_defaults(fn=cmd_export)
     pl = sub.add_parser(
@@ -298,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("-o", "--out", default="curves.png", help="image file (default curves.png)")
     pl.add_argument("--y", default="episode_return", help="metric (default episode_return)")
     pl.add_argument("--x", default=None, help="x axis (default env_steps, else update)")
-    pl.add_argument("--smooth", type=int, default=1, help="trailing-mean window")
+    pl.add_argument("--smooth", type=positive_int, default=1, help="trailing-mean window")
     pl.add_argument(
         "--tensorboard",
         action="store_true",
@@ -319,10 +464,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``funrl ARGV``; returns the exit code.
+
+    Bad input (an argument, a value, a file) is one line on stderr naming the argument and
+    what was expected, exit code 2, before anything is written.  A run stopped by Ctrl-C or
+    SIGTERM saves its checkpoint and returns 130 or 143.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv  # `train --nproc N` hands its own arguments to the ranks
-    return int(args.fn(args))
+    try:
+        args = build_parser().parse_args(argv)
+        args.argv = argv  # `train --nproc N` hands its own arguments to the ranks
+        args.command_line = ["funrl", *argv]
+        return int(args.fn(args))
+    except SystemExit as e:
+        if isinstance(e.code, str):  # funrl's own one-line errors
+            print(e.code, file=sys.stderr, flush=True)
+            return 2
+        raise
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ comes before PBT and checkpoints.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -34,6 +35,7 @@ __all__ = [
     "population_based_training",
     "progress_bar",
     "user_callback",
+    "write_started_summary",
 ]
 
 
@@ -43,7 +45,7 @@ def evaluation(every: int | None, target_return: float | None) -> Hook:
 
     def hook(step: Step) -> None:
         if step.done:
-            due = step.evaluated_at != step.update
+            due = step.evaluated_at != step.update and step.interrupted is None
         else:
             due = step.update == step.total or bool(every and step.update % every == 0)
         if not due:
@@ -61,6 +63,22 @@ def evaluation(every: int | None, target_return: float | None) -> Hook:
     return hook
 
 
+def write_started_summary(out_dir: str | os.PathLike[str] | None, step: Step) -> None:
+    """Rank 0 writes ``summary.json`` with ``"status": "running"`` before the first update,
+    so a run killed before it ends (kill -9, a crash) is recognisable as unfinished."""
+    if out_dir is None or step.runner.comm.rank != 0:
+        return
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    _write_json(Path(out_dir) / "summary.json", _summary(step, "running"))
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` atomically (a reader never sees half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
 def metrics_files(out_dir: str | os.PathLike[str] | None, start: int = 0) -> Hook:
     """Rank 0 appends the rows to ``metrics.jsonl``/``.csv`` and writes ``summary.json``
     at the end.  Resuming keeps the rows up to the checkpoint's update."""
@@ -73,8 +91,8 @@ def metrics_files(out_dir: str | os.PathLike[str] | None, start: int = 0) -> Hoo
         if writer is None:
             writer = MetricsWriter(out_dir, keep_until=start if start else None)
         if step.done:
-            summary = _summary(step)
-            (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2))
+            status = "interrupted" if step.interrupted else "completed"
+            _write_json(Path(out_dir) / "summary.json", _summary(step, status))
             return
         for row in step.rows:
             writer.write(row)
@@ -82,23 +100,40 @@ def metrics_files(out_dir: str | os.PathLike[str] | None, start: int = 0) -> Hoo
     return hook
 
 
-def _summary(step: Step) -> dict[str, Any]:
+def _summary(step: Step, status: str) -> dict[str, Any]:
+    """What ``summary.json`` records: the run's status, identity (algorithm, env, seed,
+    command line, full config, hyperparameters, versions) and results."""
+    from funrl.checkpoint import versions
+
     r = step.runner
     hps = step.final[1] if step.final is not None else step.hparams
     flat, _ = torch.utils._pytree.tree_flatten_with_path(hps)
     rets = step.eval_returns.tolist()
+    config = r.algo.config
     out: dict[str, Any] = {
+        "status": status,
+        "interrupted_by": step.interrupted,
         "algo": r.algo.name,
-        "env": r.algo.config.env,
+        "env": config.env,
+        **step.info,
         "mode": r.mode,
         "world_size": r.comm.world,
+        "resumed_from_update": step.start,
         "updates": step.update,
         "env_steps": step.update * r.steps,
-        "eval_return": max(rets, key=lambda x: -math.inf if math.isnan(x) else x),
+        "eval_return": (
+            max(rets, key=lambda x: -math.inf if math.isnan(x) else x) if rets else None
+        ),
         "wall_time_s": step.wall_time_s,
         "compile_time_s": step.compile_time_s,
         "reached_target_at": step.reached_target_at,
         "hparams": {torch.utils._pytree.keystr(p).lstrip("."): v.tolist() for p, v in flat},
+        "config": (
+            _plain(dataclasses.asdict(config))
+            if dataclasses.is_dataclass(config) and not isinstance(config, type)
+            else {}
+        ),
+        "versions": versions(),
     }
     if r.members:
         out["eval_returns"] = rets
@@ -147,9 +182,15 @@ def user_callback(callback: Callable[[int, Any, Any], bool | None] | None) -> Ho
 
 
 def agree(step: Step) -> None:
-    """Every rank stops if any rank's hooks asked to (one collective in sharded modes)."""
-    if not step.done:
-        step.stop = step.runner.comm.any(step.stop)
+    """Every rank stops if any rank's hooks asked to, and every rank is interrupted if any
+    rank received SIGINT/SIGTERM (``step.signal``): two collectives in sharded modes."""
+    if step.done:
+        return
+    comm = step.runner.comm
+    if comm.any(step.signal is not None):
+        step.interrupted = step.signal or "a signal to another rank"
+        step.stop = True
+    step.stop = comm.any(step.stop)
 
 
 def population_based_training(config: Any) -> Hook:
@@ -177,13 +218,27 @@ def checkpoints(path: str | os.PathLike[str] | None, every: int | None) -> Hook:
             return
         due = step.update != saved_at if step.done else bool(every and step.update % every == 0)
         if due:
-            meta: dict[str, Any] = {"updates": step.update}
+            meta: dict[str, Any] = {**step.info, "updates": step.update}
+            meta["status"] = (
+                "interrupted" if step.interrupted else ("completed" if step.done else "running")
+            )
             meta["env_steps"] = step.update * step.runner.steps
             meta["eval_return"] = step.eval_returns.tolist() if step.evaluated_at > 0 else None
             step.runner.save(path, step.state, step.hparams, step.scores, meta)
             saved_at = step.update
 
     return hook
+
+
+def _plain(x: Any) -> Any:
+    """``x`` as JSON values (tuples become lists, anything else its ``str``)."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if x is None or isinstance(x, (bool, int, float, str)):
+        return x
+    return str(x)
 
 
 # ---- output --------------------------------------------------------------------------------
@@ -209,7 +264,13 @@ class MetricsWriter:
         self._rewrite_csv(kept)
 
     def _read(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self._jsonl.read_text().splitlines() if line]
+        rows = []
+        for line in self._jsonl.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # the half line a killed run left: dropped
+                continue
+        return rows
 
     def _rewrite_csv(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:

@@ -43,11 +43,15 @@ Example (a runner by hand, and a hook of one's own)::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, TypedDict
 
 import torch
@@ -159,6 +163,12 @@ class Step:
       stop: set by a hook to stop after this update (agreed over ranks).
       done: True in the final call of every hook, after the last update.
       final: ``(state, hparams)`` of the whole run at the end (``Runner.result``).
+      interrupted: ``"SIGINT"``/``"SIGTERM"`` when a signal stopped the run (the update
+        in progress finished, no final evaluation ran, the checkpoint was written); set
+        on every rank by :func:`funrl.hooks.agree`.
+      signal: the signal this process received (not yet agreed over ranks).
+      info: what the run records of itself in ``summary.json`` and checkpoints (seed,
+        command line: ``run(..., run_info=)``).
     """
 
     runner: Runner
@@ -176,6 +186,9 @@ class Step:
     stop: bool = False
     done: bool = False
     final: tuple[Any, Any] | None = None
+    interrupted: str | None = None
+    signal: str | None = None
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
     t_start: float = dataclasses.field(default_factory=time.perf_counter)
     wall_time_s: float = 0.0
     compile_time_s: float = 0.0
@@ -194,6 +207,7 @@ class Step:
             "wall_time_s": self.wall_time_s,
             "compile_time_s": self.compile_time_s,
             "reached_target_at": self.reached_target_at,
+            "interrupted": self.interrupted,
         }
 
 
@@ -204,7 +218,8 @@ Callback = Callable[[int, Any, Any], bool | None]
 class Options(TypedDict, total=False):
     """The features every training entry point takes, with :func:`run`'s defaults:
     ``num_updates``, ``out_dir``, ``progress``, ``eval_every``, ``target_return``,
-    ``callback``, ``checkpoint_path``, ``checkpoint_every``, ``resume``, ``hooks``."""
+    ``callback``, ``checkpoint_path``, ``checkpoint_every``, ``resume``, ``hooks``,
+    ``run_info``, ``handle_signals``."""
 
     num_updates: int | None
     out_dir: str | os.PathLike[str] | None
@@ -216,6 +231,8 @@ class Options(TypedDict, total=False):
     checkpoint_every: int | None
     resume: str | os.PathLike[str] | None
     hooks: Sequence[Hook]
+    run_info: dict[str, Any] | None
+    handle_signals: bool
 
 
 def metric_columns(metrics: dict[str, torch.Tensor]) -> tuple[list[str], torch.Tensor]:
@@ -244,12 +261,16 @@ def run(
     resume: str | os.PathLike[str] | None = None,
     pbt: Any = None,
     hooks: Sequence[Hook] = (),
+    run_info: dict[str, Any] | None = None,
+    handle_signals: bool = True,
 ) -> Step:
     """Train ``runner`` to ``num_updates`` updates; returns the final :class:`Step`.
 
     Args:
       runner: the mode (see the module docstring).
-      num_updates: updates in all, resumed ones included (default: the config's).
+      num_updates: updates in all, resumed ones included (default: as many as
+        ``config.total_timesteps`` env steps per agent take, ``Runner.steps`` each: a
+        data-parallel run's ranks share them).
       out_dir: rank 0 writes ``metrics.jsonl``/``.csv`` and ``summary.json`` there.
       progress: rank 0 shows progress (env steps/s, best recent and evaluation return).
       eval_every: evaluate every this many updates; always at the end.
@@ -262,8 +283,23 @@ def run(
       resume: a checkpoint to continue from (state, hyperparameters and scores).
       pbt: a :class:`funrl.population.PBTConfig` (populations only).
       hooks: more hooks, called after the standard ones.
+      run_info: plain values the run records of itself (seed, command line, ...): written
+        to ``summary.json`` and into every checkpoint's ``meta``.
+      handle_signals: in the main thread, SIGINT (Ctrl-C) and SIGTERM stop the run once
+        the update in progress is done: the checkpoint is written (when
+        ``checkpoint_path`` is set), ``summary.json`` says ``"status": "interrupted"`` and
+        ``Step.interrupted`` names the signal; a second Ctrl-C aborts at once
+        (``KeyboardInterrupt``).  ``summary.json`` says ``"running"`` while training and
+        ``"completed"`` at the end.
     """
-    total = num_updates if num_updates is not None else runner.algo.config.num_updates
+    # default: the config's env steps per agent (data-parallel: over all ranks together)
+    steps_wanted = getattr(runner.algo.config, "total_timesteps", None)
+    if num_updates is not None:
+        total = num_updates
+    elif steps_wanted is not None:
+        total = max(1, steps_wanted // runner.steps)
+    else:
+        total = runner.algo.config.num_updates
     if total < 1:
         raise ValueError(f"num_updates must be >= 1, got {total}")
     for name, every in (("eval_every", eval_every), ("checkpoint_every", checkpoint_every)):
@@ -276,6 +312,7 @@ def run(
     else:
         (state, hparams), scores, start = runner.init(), _nan(runner.size), 0
     step = Step(runner, total, start, state, hparams, scores, update=start)
+    step.info = dict(run_info or {})
     all_hooks = [
         H.evaluation(eval_every, target_return),
         H.metrics_files(out_dir, start),
@@ -286,15 +323,47 @@ def run(
         H.checkpoints(checkpoint_path, checkpoint_every),
         *hooks,
     ]
-    while step.update < total and not step.stop:
-        _update(step)
-        for hook in all_hooks:
-            hook(step)
+    with _signals_stop(step, handle_signals):
+        H.write_started_summary(out_dir, step)
+        while step.update < total and not step.stop:
+            _update(step)
+            for hook in all_hooks:
+                hook(step)
     step.done, step.wall_time_s = True, time.perf_counter() - step.t_start
     step.final = runner.result(step.state, step.hparams)
     for hook in all_hooks:
         hook(step)
     return step
+
+
+@contextlib.contextmanager
+def _signals_stop(step: Step, enabled: bool) -> Iterator[None]:
+    """SIGINT/SIGTERM set ``step.signal`` (:func:`funrl.hooks.agree` then stops the run
+    after the update in progress); a second SIGINT raises ``KeyboardInterrupt``.  The previous handlers come
+    back on exit.  Only in the main thread (Python delivers signals there)."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if step.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        step.signal = name
+        if step.runner.comm.rank == 0:
+            print(
+                f"\nfunrl: {name}: stopping after the update in progress and saving "
+                "(Ctrl-C again to abort at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _nan(size: int) -> torch.Tensor:

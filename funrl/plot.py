@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,11 +45,19 @@ _SEED_RE = re.compile(r"[-_](?:s|seed)\d+(?:-\d{8}-\d{6})?$")
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-    """One run folder's metrics: ``rows`` (one dict per line of ``metrics.jsonl``)."""
+    """One run folder's metrics: ``rows`` (one dict per line of ``metrics.jsonl``) and
+    ``status`` from its ``summary.json`` (``"completed"``, ``"interrupted"``,
+    ``"running"`` for a run still going or killed, ``None`` without a summary)."""
 
     path: Path
     label: str
     rows: list[dict[str, Any]]
+    status: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """False for a run that stopped early (interrupted, killed) or is still running."""
+        return self.status in (None, "completed")
 
     @property
     def is_population(self) -> bool:
@@ -92,7 +101,12 @@ def load_run(path: str | os.PathLike[str], label: str | None = None) -> Run:
                 break  # a run still writing its last line
             raise ValueError(f"{file}:{i}: not a JSON line") from None
     folder = path if path.is_dir() else path.parent
-    return Run(folder, label or group_label(folder.name), rows)
+    status = None
+    try:
+        status = json.loads((folder / "summary.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        pass
+    return Run(folder, label or group_label(folder.name), rows, status)
 
 
 def _finite(v: Any) -> bool:
@@ -185,12 +199,30 @@ def plot_runs(
 ) -> Path:
     """Draw :func:`curves` of ``run_dirs`` into the image ``out`` (PNG, SVG or PDF).
 
+    A folder without metrics (a run that crashed before its first update) is skipped
+    with a warning; runs that stopped early (``summary.json`` status ``interrupted``, or
+    ``running`` left by a killed run) are labelled ``[unfinished]``.
+
     Uses matplotlib's object API (no pyplot, no display needed).  Returns ``out``.
     """
     if not run_dirs:
         raise ValueError("plot_runs: give at least one run folder")
     Figure = _matplotlib()
-    runs = [load_run(d) for d in run_dirs]
+    runs, skipped = [], []
+    for d in run_dirs:  # a crashed run's empty folder is skipped, with a warning
+        try:
+            run = load_run(d)
+        except FileNotFoundError as e:
+            skipped.append(str(e))
+            continue
+        if run.rows:
+            runs.append(run)
+        else:
+            skipped.append(f"{d}: metrics.jsonl has no rows yet")
+    if not runs:
+        raise FileNotFoundError("; ".join(skipped))
+    for reason in skipped:
+        warnings.warn(f"skipped {reason}", stacklevel=2)
     cs = curves(runs, y=y, x=x, smooth=smooth)
     x_name = x or (
         "env_steps" if all(r.rows and "env_steps" in r.rows[0] for r in runs) else "update"
@@ -199,8 +231,13 @@ def plot_runs(
     ax = fig.subplots()
     for c in cs:
         n = max(c.n) if c.n else 0
-        what = "members" if any(r.is_population for r in runs if r.label == c.label) else "seeds"
-        line = ax.plot(c.x, c.mean, label=f"{c.label} ({n} {what})" if n > 1 else c.label)[0]
+        mine = [r for r in runs if r.label == c.label]
+        what = "members" if any(r.is_population for r in mine) else "seeds"
+        label = f"{c.label} ({n} {what})" if n > 1 else c.label
+        early = sum(not r.finished for r in mine)
+        if early:  # stopped early (interrupted, killed) or still running
+            label += f" [{early} unfinished]" if len(mine) > 1 else " [unfinished]"
+        line = ax.plot(c.x, c.mean, label=label)[0]
         if n > 1:
             lo = [m - s for m, s in zip(c.mean, c.std)]
             hi = [m + s for m, s in zip(c.mean, c.std)]

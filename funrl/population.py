@@ -283,7 +283,8 @@ class PopulationResult:
 
     ``eval_returns`` ``[P]`` are the last evaluation's; ``updates`` counts resumed ones;
     ``reached_target_at``: env steps per member at the evaluation where the best member
-    first reached ``target_return``.
+    first reached ``target_return``; ``interrupted``: the signal that stopped training
+    early (``"SIGINT"``/``"SIGTERM"``), after a checkpoint.
     """
 
     states: Any
@@ -296,6 +297,7 @@ class PopulationResult:
     compile_time_s: float
     table: str
     reached_target_at: int | None = None
+    interrupted: str | None = None
 
 
 def ranking_table(hps: Any, scores: torch.Tensor, top: int | None = None) -> str:

@@ -58,6 +58,8 @@ class TrainResult:
       wall_time_s, compile_time_s: total time, and the part the first update took beyond
         a steady-state update (compilation, warm-up).
       reached_target_at: env steps at the evaluation that first reached the target.
+      interrupted: the signal (``"SIGINT"``, ``"SIGTERM"``) that stopped training early,
+        after the update in progress and a checkpoint (no final evaluation ran).
     """
 
     state: Any
@@ -68,6 +70,7 @@ class TrainResult:
     wall_time_s: float = 0.0
     compile_time_s: float = 0.0
     reached_target_at: int | None = None
+    interrupted: str | None = None
 
 
 def split_key(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,25 @@ import pytest
 from funrl.cli import ALGOS, main
 
 
+def _fails(argv, message):
+    """``funrl ARGV`` fails as bad input: exit code 2 and one line on stderr matching
+    ``message`` (run in a subprocess-free way: main() returns the code)."""
+    import contextlib
+    import io
+    import re
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's own errors
+            code = e.code
+    text = err.getvalue().strip()
+    assert code == 2, (code, text)
+    assert len(text.splitlines()) == 1, text
+    assert re.search(message, text), (message, text)
+
+
 def test_list(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -62,8 +81,7 @@ def test_train_small_run(tmp_path, capsys):
     ],
 )
 def test_bad_arguments_fail_before_training(argv, message):
-    with pytest.raises(SystemExit, match=message):
-        main(argv)
+    _fails(argv, message)
 
 
 def test_console_script_help():
@@ -119,13 +137,11 @@ def test_config_file_and_set_precedence(tmp_path, capsys):
 )
 def test_bad_config_files(tmp_path, text, message):
     (tmp_path / "run.toml").write_text(text)
-    with pytest.raises(SystemExit, match=message):
-        main(["train", "ppo", "--config", str(tmp_path / "run.toml")])
+    _fails(["train", "ppo", "--config", str(tmp_path / "run.toml")], message)
 
 
 def test_missing_config_file(tmp_path):
-    with pytest.raises(SystemExit, match="not found"):
-        main(["train", "ppo", "--config", str(tmp_path / "nope.toml")])
+    _fails(["train", "ppo", "--config", str(tmp_path / "nope.toml")], "not found")
 
 
 def test_checkpoint_eval_and_export(tmp_path, capsys):
@@ -154,14 +170,17 @@ def test_checkpoint_eval_and_export(tmp_path, capsys):
     assert "a2c on CartPole-v1 (2 updates): 3 episodes, mean return" in out
     assert main(["export", str(ckpt), "-o", str(tmp_path / "p.pt2")]) == 0
     assert "torch.export" in capsys.readouterr().out and (tmp_path / "p.pt2").is_file()
-    with pytest.raises(SystemExit, match=r"not a funrl checkpoint|not a readable"):
-        main(["eval", str(tmp_path / "run" / "metrics.csv")])
+    _fails(
+        ["eval", str(tmp_path / "run" / "metrics.csv")], r"not a funrl checkpoint|not a readable"
+    )
     try:
         import moviepy  # noqa: F401
         import pygame  # noqa: F401
     except ImportError:  # without the video extra, --video fails with a clear message
-        with pytest.raises(SystemExit, match=r"--video needs Gymnasium's rendering extras"):
-            main(["eval", str(ckpt), "--episodes", "1", "--video", str(tmp_path / "video")])
+        _fails(
+            ["eval", str(ckpt), "--episodes", "1", "--video", str(tmp_path / "video")],
+            r"--video needs Gymnasium's rendering extras",
+        )
 
 
 def test_eval_population_member(tmp_path, capsys):
@@ -178,10 +197,23 @@ def test_eval_population_member(tmp_path, capsys):
         pop.member_keys(funrl.random.key(0), 2), hps
     )
     checkpoint.save(tmp_path / "pop.pt", states, algo=algo, hparams=hps)
-    with pytest.raises(SystemExit, match="pick one with --member"):
-        main(["eval", str(tmp_path / "pop.pt")])
+    assert main(["eval", str(tmp_path / "pop.pt"), "--episodes", "2"]) == 0  # every member
+    out = capsys.readouterr().out
+    assert "2 members, 2 episodes each, best first" in out
+    assert "member 0: 2 episodes" in out and "member 1: 2 episodes" in out
     assert main(["eval", str(tmp_path / "pop.pt"), "--member", "1", "--episodes", "2"]) == 0
-    assert "2 episodes, mean return" in capsys.readouterr().out
+    assert "member 1: 2 episodes, mean return" in capsys.readouterr().out
+    _fails(
+        ["eval", str(tmp_path / "pop.pt"), "--member", "2"], r"--member 2: .* holds members 0\.\.1"
+    )
+    _fails(
+        ["export", str(tmp_path / "pop.pt"), "-o", str(tmp_path / "p.pt2")],
+        "pick one with --member",
+    )
+    assert (
+        main(["export", str(tmp_path / "pop.pt"), "--member", "1", "-o", str(tmp_path / "p.pt2")])
+        == 0
+    )
 
 
 def test_plot_command(tmp_path, capsys):
@@ -196,10 +228,11 @@ def test_plot_command(tmp_path, capsys):
     out = tmp_path / "c.png"
     assert main(["plot", str(tmp_path / "ppo-s0"), str(tmp_path / "ppo-s1"), "-o", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
-    with pytest.raises(SystemExit, match="no metrics file"):
-        main(["plot", str(tmp_path), "-o", str(out)])
-    with pytest.raises(SystemExit, match="no 'loss'"):
-        main(["plot", str(tmp_path / "ppo-s0"), "--y", "loss", "-o", str(out)])
+    _fails(["plot", str(tmp_path), "-o", str(out)], "no metrics file")
+    (tmp_path / "crashed").mkdir()  # a run that died before its first update: skipped
+    assert main(["plot", str(tmp_path / "ppo-s0"), str(tmp_path / "crashed"), "-o", str(out)]) == 0
+    assert "skipped" in capsys.readouterr().err
+    _fails(["plot", str(tmp_path / "ppo-s0"), "--y", "loss", "-o", str(out)], "no 'loss'")
 
 
 def test_bench_runs_scripts_by_name(tmp_path, monkeypatch, capfd):
@@ -213,8 +246,7 @@ def test_bench_runs_scripts_by_name(tmp_path, monkeypatch, capfd):
     assert main(["bench", "hello", "--n", "2"]) == 0
     assert "hello ['--n', '2']" in capfd.readouterr().out
     assert main(["bench", "hello", "--fail"]) == 3
-    with pytest.raises(SystemExit, match=r"unknown benchmark 'helo'.*Did you mean hello"):
-        main(["bench", "helo"])
+    _fails(["bench", "helo"], r"unknown benchmark 'helo'.*Did you mean hello")
 
 
 # Tiny settings for `funrl train ALGO --nproc 2` (two updates); an algorithm that --nproc
@@ -247,8 +279,7 @@ def test_train_nproc_trains_every_algorithm_it_allows_on_two_processes(algo, tmp
 
         monkeypatch.setattr(distributed, "launch", lambda *a, **k: pytest.fail("launched"))
         message = rf"^funrl: --nproc 2: {algo} cannot run data-parallel: [^\n]+$"
-        with pytest.raises(SystemExit, match=message):
-            main(["train", algo, "--env", _ENV.get(algo, "CartPole-v1"), "--nproc", "2"])
+        _fails(["train", algo, "--env", _ENV.get(algo, "CartPole-v1"), "--nproc", "2"], message)
         return
     out, ckpt = tmp_path / "dp", tmp_path / "dp.pt"
     sets = [x for kv in _DP_SETS.get(algo, []) for x in ("--set", kv)]

@@ -34,7 +34,7 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``python -m funrl.distributed``."""
-    p = argparse.ArgumentParser(
+    p = arguments.Parser(
         prog="python -m funrl.distributed",
         description="One process per rank (under torchrun, or --nproc N to start it).",
     )
@@ -89,10 +89,15 @@ def _checked(args: argparse.Namespace) -> tuple[arguments.Run, Any]:
     return run, algo
 
 
-def _run(args: argparse.Namespace, run: arguments.Run, algo: Any) -> dict[str, Any]:
+def _run(
+    args: argparse.Namespace, run: arguments.Run, algo: Any, paths: arguments.RunPaths
+) -> dict[str, Any]:
     key = R.key(args.seed)
+    args.out = str(paths.out)
     kw: dict[str, Any] = dict(
-        compile=args.compile, eval_episodes=args.eval_episodes, **arguments.loop_options(args)
+        compile=args.compile,
+        eval_episodes=args.eval_episodes,
+        **arguments.loop_options(args, paths, algo.steps_per_update),
     )
     if args.mode == "dataparallel":
         res = train_data_parallel(algo, key, run.hparams, **kw)
@@ -142,14 +147,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     the arguments exit (``SystemExit``) before training, naming close matches.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    run, algo = _checked(args)
-    if args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+    try:
+        args = build_parser().parse_args(argv)
+        args.command_line = ["python", "-m", "funrl.distributed", *argv]
+        run, algo = _checked(args)
+        launcher = "WORLD_SIZE" not in os.environ
+        # bad paths fail here, before any process group: in the launcher, or on rank 0
+        paths = arguments.run_paths(args, check=launcher or os.environ.get("RANK") == "0")
+    except SystemExit as e:
+        if isinstance(e.code, str):
+            print(e.code, file=sys.stderr, flush=True)
+            return 2
+        raise
+    if args.nproc > 1 and launcher:
         return launch(args.nproc, argv)
     torch.set_num_threads(args.threads)
     try:
         me, _ = init(args.backend, args.timeout)
-        summary = _run(args, run, algo)
+        summary = _run(args, run, algo, paths)
     except Exception as e:
         print(
             f"funrl.distributed: rank {rank()} of {world_size()} failed: {type(e).__name__}: {e}\n"
