@@ -344,8 +344,10 @@ def run_paths(args: argparse.Namespace, check: bool = True) -> RunPaths:
             candidates.append(found / CHECKPOINT_NAME)
             out = found
         resume = next((c for c in candidates if c.is_file()), None)
-        if resume is None and check:
-            print("funrl: --resume auto: no checkpoint to continue; starting a new run", flush=True)
+        if resume is None:  # (a run killed before its first checkpoint starts over)
+            if check:
+                print("funrl: --resume auto: no checkpoint to continue; starting a new run")
+            check = False
     elif args.resume is not None:
         resume = Path(args.resume)
         if resume.is_dir():
@@ -364,6 +366,8 @@ def run_paths(args: argparse.Namespace, check: bool = True) -> RunPaths:
         )
     out = out if out is not None else _new_folder(args)
     ckpt = ckpt or out / CHECKPOINT_NAME
+    if ckpt.is_dir():
+        raise SystemExit(f"funrl: --checkpoint {ckpt} is a folder; give a file path")
     if check and not args.force:
         if _non_empty(out) and args.out:
             raise SystemExit(
@@ -375,8 +379,6 @@ def run_paths(args: argparse.Namespace, check: bool = True) -> RunPaths:
                 f"funrl: --checkpoint {ckpt} exists: add --resume auto to continue from it, "
                 "--force to overwrite it, or choose another path"
             )
-    if ckpt.exists() and ckpt.is_dir():
-        raise SystemExit(f"funrl: --checkpoint {ckpt} is a folder; give a file path")
     return RunPaths(out, ckpt, None)
 
 

@@ -74,6 +74,8 @@ __all__ = [
 FORMAT = "funrl.checkpoint"
 FORMAT_VERSION = 1
 _PRIMITIVES = (type(None), bool, int, float, str)
+# Config fields that only say how long to train: a resumed run may extend or shorten it
+RUN_LENGTH_FIELDS = ("total_timesteps",)
 
 
 class CheckpointError(ValueError):
@@ -411,7 +413,9 @@ def load(path: str | os.PathLike[str], *, like: Any = None, algo: Any = None) ->
         shape and dtype), e.g. ``algo.init(key, hp)``.  A mismatch raises
         :class:`CheckpointError` naming the first differing leaf path.
       algo: optional ``Algo``: the checkpoint's algorithm name and config must match
-        ``algo.name`` and ``algo.config`` (the error lists the differing fields).
+        ``algo.name`` and ``algo.config`` (the error lists the differing fields), except
+        ``total_timesteps``: a resumed run may train longer or shorter (PPO's annealed
+        learning rate then follows the new length).
 
     Tensors are loaded on the CPU.  Raises :class:`CheckpointError` for a missing,
     truncated or corrupted file, or any mismatch.
@@ -443,7 +447,8 @@ def _check_algo(path: Path, algo: Any, name: Any, config: Any) -> None:
     diff = [
         f"{f.name}: checkpoint {getattr(config, f.name)!r}, expected {getattr(algo.config, f.name)!r}"
         for f in dataclasses.fields(config)
-        if getattr(config, f.name) != getattr(algo.config, f.name)
+        if f.name not in RUN_LENGTH_FIELDS
+        and getattr(config, f.name) != getattr(algo.config, f.name)
     ]
     if diff:
         raise CheckpointError(f"{path}: config differs from the algorithm's: " + "; ".join(diff))

@@ -283,7 +283,9 @@ def test_train_nproc_trains_every_algorithm_it_allows_on_two_processes(algo, tmp
         return
     out, ckpt = tmp_path / "dp", tmp_path / "dp.pt"
     sets = [x for kv in _DP_SETS.get(algo, []) for x in ("--set", kv)]
-    args = ["--nproc", "2", "--updates", "2", "--no-compile", "--quiet", "--eval-episodes", "2"]
+    # ppo/a2c: 256 env steps in all = 2 updates of 2 ranks x 4 envs x 16 steps
+    length = ["--total-steps", "256"] if algo in ("ppo", "a2c") else ["--updates", "2"]
+    args = ["--nproc", "2", *length, "--no-compile", "--quiet", "--eval-episodes", "2"]
     args += ["--out", str(out), "--checkpoint", str(ckpt), *sets]
     rc = subprocess.run(
         [sys.executable, "-m", "funrl", "train", algo, *args],
@@ -299,7 +301,22 @@ def test_train_nproc_trains_every_algorithm_it_allows_on_two_processes(algo, tmp
     assert summary["world_size"] == 2 and summary["updates"] == 2
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["update"] for r in rows] == [1, 2] and "eval_return" in rows[-1]
+    if algo in ("ppo", "a2c"):
+        assert summary["env_steps"] == 256  # the requested steps, not 2 x them
     assert main(["eval", str(ckpt), "--episodes", "2"]) == 0  # rank 0's agent
+    if algo == "ppo":  # continue the run to 4 updates, into the same metrics file
+        args[args.index("--total-steps") + 1] = "512"
+        rc = subprocess.run(
+            [sys.executable, "-m", "funrl", "train", algo, *args, "--resume", "auto"],
+            capture_output=True,
+            text=True,
+            timeout=240,
+            cwd=tmp_path,
+        )
+        assert rc.returncode == 0, rc.stdout + rc.stderr
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        assert [r["update"] for r in rows] == [1, 2, 3, 4]
+        assert json.loads((out / "summary.json").read_text())["resumed_from_update"] == 2
 
 
 def test_eval_records_a_video(tmp_path, monkeypatch):
