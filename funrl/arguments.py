@@ -17,8 +17,6 @@ import typing
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import torch
-
 __all__ = [
     "ALGOS",
     "Parser",
@@ -49,6 +47,15 @@ def algo_module(name: str) -> Any:
     return importlib.import_module(f"funrl.algos.{name}")
 
 
+def _is_number(x: Any) -> bool:
+    """A float or a tensor (an HParams default), without importing torch for nothing."""
+    if isinstance(x, float):
+        return True
+    import torch
+
+    return isinstance(x, torch.Tensor)
+
+
 def _parse_value(raw: str, current: Any, name: str) -> Any:
     if isinstance(current, bool):
         if raw.lower() in ("1", "true", "yes", "on"):
@@ -71,7 +78,7 @@ def _parse_value(raw: str, current: Any, name: str) -> Any:
                 f"funrl: {name} expects positive integers like 64,64, got {raw!r}"
             ) from None
         return sizes
-    if isinstance(current, (float, torch.Tensor)):
+    if _is_number(current):
         try:
             return float(raw)
         except ValueError:
@@ -107,7 +114,7 @@ def _coerce(value: Any, current: Any, name: str) -> Any:
         if ok:
             return tuple(value)
         kind = "a list of integers like [64, 64]"
-    elif isinstance(current, (float, torch.Tensor)):
+    elif _is_number(current):
         kind = (
             "a number" if isinstance(value, bool) or not isinstance(value, (int, float)) else None
         )

@@ -23,9 +23,7 @@ import difflib
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from funrl.arguments import (
     ALGOS,
@@ -41,6 +39,9 @@ from funrl.arguments import (
     positive_int,
     run_paths,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = ["ALGOS", "build_parser", "main"]
 
@@ -102,6 +103,8 @@ def _interrupted_note(args: argparse.Namespace, result: Any, paths: RunPaths) ->
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     run, paths = resumed_run(args)
     algo = make_algo(run)
     if args.nproc > 1:
@@ -155,6 +158,8 @@ def _load_for_eval(
     """``(algo, [(member, state)], checkpoint)`` rebuilt from a checkpoint (or run folder)
     written by ``funrl train``: one state, the chosen member of a population, or every
     member (``member=None`` on a population)."""
+    import torch
+
     from funrl import checkpoint, tree
 
     file = _checkpoint_file(path)
@@ -222,6 +227,8 @@ def _key(seed: int) -> torch.Tensor:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
     torch.set_num_threads(args.threads)
     import funrl
 
@@ -254,6 +261,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _record_video(algo: Any, state: Any, folder: str, seed: int) -> None:
     """One episode of the same env id in Gymnasium, rendered with RecordVideo."""
     import gymnasium as gym
+    import torch
 
     env_id = algo.config.env.removeprefix("gym:")
     try:
@@ -354,10 +362,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from funrl.envs.registry import registered
+    from funrl._builtin_envs import BUILTIN_ENVS  # plain data: no torch import
 
     print("algorithms: " + ", ".join(ALGOS))
-    print("environments: " + ", ".join(registered()))
+    print("environments: " + ", ".join(sorted(e[0] for e in BUILTIN_ENVS)))
     print("any Gymnasium id works through the bridge as gym:<id> (host loop, not vmappable)")
     return 0
 

@@ -23,6 +23,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from funrl._builtin_envs import BUILTIN_ENVS
 from funrl.envs.base import Environment
 from funrl.envs.vector import VecEnv
 
@@ -116,16 +117,5 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
     return env, env.default_params() if params is None else params
 
 
-for _id, _mod, _name in [
-    ("CartPole-v1", "funrl.envs.classic_control", "CartPole"),
-    ("Acrobot-v1", "funrl.envs.classic_control", "Acrobot"),
-    ("MountainCar-v0", "funrl.envs.classic_control", "MountainCar"),
-    ("MountainCarContinuous-v0", "funrl.envs.classic_control", "MountainCarContinuous"),
-    ("Pendulum-v1", "funrl.envs.classic_control", "Pendulum"),
-    ("funrl/ConstantReward-v0", "funrl.envs.probes", "ConstantReward"),
-    ("funrl/ObservationReward-v0", "funrl.envs.probes", "ObservationReward"),
-    ("funrl/ActionReward-v0", "funrl.envs.probes", "ActionReward"),
-    ("funrl/ContinuousActionReward-v0", "funrl.envs.probes", "ContinuousActionReward"),
-    ("funrl/TwoStepDiscount-v0", "funrl.envs.probes", "TwoStepDiscount"),
-]:
+for _id, _mod, _name in BUILTIN_ENVS:
     register(_id, _lazy(_mod, _name))

@@ -1,0 +1,18 @@
+"""The built-in environment ids and where each is defined: ``(id, module, class)``.
+
+Plain data, no imports: :mod:`funrl.envs.registry` registers them (lazily) and ``funrl
+list`` prints them without importing torch.
+"""
+
+BUILTIN_ENVS: tuple[tuple[str, str, str], ...] = (
+    ("CartPole-v1", "funrl.envs.classic_control", "CartPole"),
+    ("Acrobot-v1", "funrl.envs.classic_control", "Acrobot"),
+    ("MountainCar-v0", "funrl.envs.classic_control", "MountainCar"),
+    ("MountainCarContinuous-v0", "funrl.envs.classic_control", "MountainCarContinuous"),
+    ("Pendulum-v1", "funrl.envs.classic_control", "Pendulum"),
+    ("funrl/ConstantReward-v0", "funrl.envs.probes", "ConstantReward"),
+    ("funrl/ObservationReward-v0", "funrl.envs.probes", "ObservationReward"),
+    ("funrl/ActionReward-v0", "funrl.envs.probes", "ActionReward"),
+    ("funrl/ContinuousActionReward-v0", "funrl.envs.probes", "ContinuousActionReward"),
+    ("funrl/TwoStepDiscount-v0", "funrl.envs.probes", "TwoStepDiscount"),
+)
