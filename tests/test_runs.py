@@ -356,3 +356,16 @@ def test_population_run_resumes_bit_identical_and_evaluates_ranked(tmp_path, mon
     capsys.readouterr()
     assert main(["eval", "r", "--episodes", "1"]) == 0
     assert "3 members, 1 episodes each, best first" in capsys.readouterr().out
+
+
+def test_population_run_stops_on_sigint_with_a_checkpoint(tmp_path):
+    out = tmp_path / "p"
+    cmd = [sys.executable, "-m", "funrl.distributed", "population", "ppo", "--population", "2"]
+    cmd += [*TINY, "--updates", "400", "--out", str(out)]
+    proc = _run_until(cmd, out, 2 * 3, signal.SIGINT, tmp_path)  # 3 updates of 2 members
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "interrupted (SIGINT)" in stdout and "Traceback" not in stderr
+    ck = checkpoint.load(out / "checkpoint.pt")
+    assert ck.meta["status"] == "interrupted" and 3 <= ck.meta["updates"] < 400
+    assert json.loads((out / "summary.json").read_text())["status"] == "interrupted"

@@ -103,20 +103,24 @@ def _run(
         res = train_data_parallel(algo, key, run.hparams, **kw)
         times = [r["time_s"] for r in res.history]
         steps = world_size() * algo.steps_per_update
-        summary: dict[str, Any] = {"eval_return": res.eval_return}
+        summary: dict[str, Any] = {"eval_return": res.eval_return, "interrupted": res.interrupted}
     else:
         pbt = pop.PBTConfig(interval=args.pbt_interval) if args.pbt_interval else None
         keys = pop.member_keys(key, args.population)
         hps = _population_hparams(args, run)
         presult = train_population(algo, keys, hps, pbt=pbt, exchange=args.exchange, **kw)
-        if presult is None:
+        if presult is None:  # ranks > 0 of a sharded population
             return {}
         by_update: dict[int, float] = {}
         for r in presult.history:
             by_update[r["update"]] = max(by_update.get(r["update"], 0.0), r["time_s"])
         times = [by_update[u] for u in sorted(by_update)]
         steps = args.population * algo.steps_per_update
-        summary = {"eval_returns": presult.eval_returns.tolist(), "table": presult.table}
+        summary = {
+            "eval_returns": presult.eval_returns.tolist(),
+            "table": presult.table,
+            "interrupted": presult.interrupted,
+        }
     warm = min(2, len(times) - 1)
     steady = (
         steps * (len(times) - 1 - warm) / (times[-1] - times[warm])
@@ -135,7 +139,8 @@ def _run(
     if args.out is not None and rank() == 0:  # the loop's summary.json, plus throughput
         path = Path(args.out) / "summary.json"
         loop_summary = json.loads(path.read_text()) if path.is_file() else {}
-        path.write_text(json.dumps({**loop_summary, **summary}, indent=2, default=str))
+        extra = {k: v for k, v in summary.items() if k != "interrupted"}  # the loop's wins
+        path.write_text(json.dumps({**extra, **loop_summary}, indent=2, default=str))
     return summary
 
 
@@ -179,6 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # last collective can abort at exit ("terminate called without an active exception").
         dist.barrier()
         dist.destroy_process_group()
+    if summary.get("interrupted"):
+        if me == 0:
+            print(
+                f"interrupted ({summary['interrupted']}); checkpoint: {paths.checkpoint}; "
+                f"continue with the same command and --resume auto --out {paths.out}",
+                flush=True,
+            )
+        return 130 if summary["interrupted"] == "SIGINT" else 143
     if me == 0:
         if args.mode == "population":
             print("\n".join(summary["table"].split("\n")[:11]))
