@@ -36,14 +36,16 @@ Use it wherever you would call ``torch.compile`` on code that draws from ``funrl
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 
-__all__ = ["INDUCTOR_OPTIONS", "compile"]
+__all__ = ["INDUCTOR_OPTIONS", "compile", "compile_events"]
 
 #: Inductor options funrl compiles with (merged under any ``options`` you pass).
 INDUCTOR_OPTIONS: dict[str, Any] = {
@@ -79,6 +81,55 @@ def _own_code(fn: Callable[..., Any]) -> Callable[..., Any]:
     return out
 
 
+CompileListener = Callable[[str, str, float], None]
+_listeners: list[CompileListener] = []
+
+
+@contextlib.contextmanager
+def compile_events(listener: CompileListener) -> Iterator[None]:
+    """Call ``listener(name, event, seconds)`` while functions from :func:`compile`
+    compile inside the block: ``event`` is ``"start"`` (before a first call, which
+    compiles), ``"end"`` (``seconds`` it took) or ``"recompile"`` (a later call that
+    compiled a new graph, ``seconds`` it took).  The host loop's progress display uses it
+    to say which unit is compiling and for how long."""
+    _listeners.append(listener)
+    try:
+        yield
+    finally:
+        _listeners.remove(listener)
+
+
+def _graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def _reporting(compiled: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``compiled`` that tells :func:`compile_events` listeners when it compiles."""
+    first = True
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal first
+        if not _listeners:
+            first = False
+            return compiled(*args, **kwargs)
+        was_first, first = first, False
+        graphs, t0 = _graphs(), time.perf_counter()
+        if was_first:
+            for listener in list(_listeners):
+                listener(name, "start", 0.0)
+        out = compiled(*args, **kwargs)
+        dt = time.perf_counter() - t0
+        if was_first or _graphs() != graphs:
+            for listener in list(_listeners):
+                listener(name, "end" if was_first else "recompile", dt)
+        return out
+
+    call.__wrapped__ = compiled  # type: ignore[attr-defined]
+    return call
+
+
 def compile(
     fn: Callable[..., Any],
     *,
@@ -86,6 +137,7 @@ def compile(
     dynamic: bool = False,
     options: dict[str, Any] | None = None,
     graph_pass: Callable[[torch.fx.GraphModule], None] | None = None,
+    name: str | None = None,
 ) -> Callable[..., Any]:
     """``torch.compile(fn)`` with static shapes, no graph breaks and :data:`INDUCTOR_OPTIONS`.
 
@@ -97,7 +149,20 @@ def compile(
       options: extra inductor options; they override :data:`INDUCTOR_OPTIONS`.
       graph_pass: edits each dynamo graph in place before inductor compiles it (e.g.
         :mod:`funrl.algos.units` makes non-contiguous outputs contiguous).
+      name: what :func:`compile_events` listeners are told is compiling (default: the
+        function's name).
     """
+    label = name or str(getattr(fn, "__name__", "function"))
+    return _reporting(_compile(fn, fullgraph, dynamic, options, graph_pass), label)
+
+
+def _compile(
+    fn: Callable[..., Any],
+    fullgraph: bool,
+    dynamic: bool,
+    options: dict[str, Any] | None,
+    graph_pass: Callable[[torch.fx.GraphModule], None] | None,
+) -> Callable[..., Any]:
     opts = {**INDUCTOR_OPTIONS, **(options or {})}
     if graph_pass is None:
         return torch.compile(_own_code(fn), fullgraph=fullgraph, dynamic=dynamic, options=opts)

@@ -85,7 +85,7 @@ def make_evaluate(
         reset = torch.func.vmap(reset, randomness="error")
         step = torch.func.vmap(step, randomness="error")
         act_params = torch.func.vmap(act_params)
-    step_fn = funrl_compile(_contiguous_outputs(step)) if compile else step
+    step_fn = funrl_compile(_contiguous_outputs(step), name="evaluation step") if compile else step
 
     def evaluate_fn(state: Any, key: torch.Tensor) -> torch.Tensor:
         params = act_params(state)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from funrl.loop import Hook, Step
 
 __all__ = [
+    "CompileStatus",
     "MetricsWriter",
     "agree",
     "checkpoints",
@@ -150,9 +151,13 @@ def progress_bar(enabled: bool) -> Hook:
         r = step.runner
         if not enabled or r.comm.rank != 0:
             return
-        if bar is None:
+        if bar is None:  # after the first update: its compile time is not in the rate
             total_steps = (step.total - step.start) * r.steps * r.size
-            bar = _Progress(total_steps, f"{r.algo.name} {r.algo.config.env} ({r.mode})")
+            desc = f"{r.algo.name} {r.algo.config.env} ({r.mode})"
+            bar = _Progress(total_steps, desc, initial=r.size * r.steps)
+            if step.done:
+                bar.close()
+            return
         if step.done:
             bar.close()
             return
@@ -166,6 +171,45 @@ def progress_bar(enabled: bool) -> Hook:
         bar.update(r.size * r.steps, postfix, step.update, step.total)
 
     return hook
+
+
+class CompileStatus:
+    """Says on stderr which compiled function is compiling and for how long (a
+    :func:`funrl.compiling.compile_events` listener): on a terminal one line that counts
+    the seconds, elsewhere a line when it starts and one when it is done."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._stop: Any = None
+
+    def __call__(self, name: str, event: str, seconds: float) -> None:
+        if event == "start":
+            self._write(f"compiling {name} ...", end="" if self.tty else "\n")
+            if self.tty:
+                self._tick(name)
+            return
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
+        what = "compiled" if event == "end" else "recompiled"
+        self._write(f"{chr(13) if self.tty else ''}{what} {name} in {seconds:.1f} s", end="\n")
+
+    def _write(self, text: str, end: str) -> None:
+        self.stream.write(text + end)
+        self.stream.flush()
+
+    def _tick(self, name: str) -> None:
+        import threading
+
+        stop = self._stop = threading.Event()
+        t0 = time.perf_counter()
+
+        def run() -> None:
+            while not stop.wait(1.0):
+                self._write(f"\rcompiling {name} ... {time.perf_counter() - t0:.0f} s", end="")
+
+        threading.Thread(target=run, daemon=True).start()
 
 
 def user_callback(callback: Callable[[int, Any, Any], bool | None] | None) -> Hook:
@@ -297,14 +341,19 @@ class MetricsWriter:
 class _Progress:
     """A tqdm bar when tqdm is installed, else a line on stderr at most every 2 s."""
 
-    def __init__(self, total: int, desc: str) -> None:
+    def __init__(self, total: int, desc: str, initial: int = 0) -> None:
         self.bar = None
         self.last_print = 0.0
         try:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
-                total=total, desc=desc, unit="step", unit_scale=True, dynamic_ncols=True
+                total=total,
+                initial=initial,
+                desc=desc,
+                unit="step",
+                unit_scale=True,
+                dynamic_ncols=True,
             )
         except ImportError:
             pass

@@ -323,16 +323,22 @@ def run(
         H.checkpoints(checkpoint_path, checkpoint_every),
         *hooks,
     ]
-    with _signals_stop(step, handle_signals):
+    from funrl.compiling import compile_events
+
+    status = H.CompileStatus() if progress and runner.comm.rank == 0 else None
+    with (
+        _signals_stop(step, handle_signals),
+        compile_events(status) if status is not None else contextlib.nullcontext(),
+    ):
         H.write_started_summary(out_dir, step)
         while step.update < total and not step.stop:
             _update(step)
             for hook in all_hooks:
                 hook(step)
-    step.done, step.wall_time_s = True, time.perf_counter() - step.t_start
-    step.final = runner.result(step.state, step.hparams)
-    for hook in all_hooks:
-        hook(step)
+        step.done, step.wall_time_s = True, time.perf_counter() - step.t_start
+        step.final = runner.result(step.state, step.hparams)
+        for hook in all_hooks:
+            hook(step)
     return step
 
 

@@ -49,3 +49,38 @@ def test_graph_pass_edits_the_graph_inductor_compiles():
     assert f(torch.ones(3)).tolist() == [-2.0] * 3
     assert f(torch.ones(3)).tolist() == [-2.0] * 3 and len(seen) == 1  # compiled once
     assert INDUCTOR_OPTIONS["cpp_wrapper"] is True  # kernel calls from C++, not Python
+
+
+def test_compile_events_say_what_compiles_and_for_how_long():
+    """The progress display's source: a first call announces start and end, a cached call
+    says nothing, a call with a new shape reports a recompile; without a listener the
+    compiled function is silent."""
+    from funrl.compiling import compile_events
+
+    f = funrl.compile(lambda x: x * 2 + 1, name="double")
+    events = []
+    with compile_events(lambda name, event, s: events.append((name, event, s >= 0))):
+        f(torch.ones(3))
+        f(torch.ones(3))
+        f(torch.ones(4))  # static shapes: a new graph
+    assert [e[:2] for e in events] == [
+        ("double", "start"),
+        ("double", "end"),
+        ("double", "recompile"),
+    ]
+    assert all(e[2] for e in events)
+    events.clear()
+    f(torch.ones(3))
+    assert events == []
+
+
+def test_compile_status_lines_without_a_terminal():
+    import io
+
+    from funrl.hooks import CompileStatus
+
+    out = io.StringIO()
+    status = CompileStatus(out)
+    status("unit 'learn'", "start", 0.0)
+    status("unit 'learn'", "end", 12.34)
+    assert out.getvalue() == "compiling unit 'learn' ...\ncompiled unit 'learn' in 12.3 s\n"

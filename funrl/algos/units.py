@@ -69,9 +69,9 @@ def _contiguous_graph_outputs(gm: torch.fx.GraphModule) -> None:
         gm.recompile()
 
 
-def _compile(fn: Callable[..., Any]) -> Callable[..., Any]:
+def _compile(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """:func:`funrl.compile` whose compiled graphs return contiguous tensors."""
-    return funrl_compile(fn, graph_pass=_contiguous_graph_outputs)
+    return funrl_compile(fn, graph_pass=_contiguous_graph_outputs, name=f"unit {name!r}")
 
 
 def _contiguous_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -98,7 +98,7 @@ def compiled(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
         return _contiguous_outputs(fn)
     if name in _DATA_ONLY:
         return fn
-    return _compile(fn)
+    return _compile(fn, name)
 
 
 def population(compile: bool = False, chunk_size: int | None = None) -> UnitTransform:
@@ -116,6 +116,6 @@ def population(compile: bool = False, chunk_size: int | None = None) -> UnitTran
         v = torch.func.vmap(fn, randomness="error", chunk_size=chunk_size)
         if not compile or name in _DATA_ONLY:
             return v
-        return _contiguous_outputs(v) if name == "init" else _compile(v)
+        return _contiguous_outputs(v) if name == "init" else _compile(v, name)
 
     return transform
