@@ -41,7 +41,7 @@ from funrl import loop as L
 from funrl import random as R
 from funrl.algos.common import Algo
 from funrl.algos.units import population as population_units
-from funrl.evaluation import make_evaluate
+from funrl.evaluation import EAGER_EVALUATIONS, make_evaluate
 from funrl.train import split_key
 
 __all__ = [
@@ -348,7 +348,9 @@ def population_runner(
     lo, hi = comm.bounds(size)
     palgo = algo.with_units(population_units(compile=compile, chunk_size=chunk_size))
     k_init, k_eval = split_key(keys)
-    evaluate_fn = make_evaluate(algo, eval_episodes, compile=compile, members=True)
+    evaluate_fn = make_evaluate(
+        algo, eval_episodes, compile=compile, members=True, compile_after=EAGER_EVALUATIONS
+    )
     pbt_key = R.fold_in(keys[0], 0x9B7)
 
     def shard(t: Any) -> Any:

@@ -30,7 +30,7 @@ from funrl import loop as L
 from funrl import random as R
 from funrl.algos.common import Algo
 from funrl.algos.units import compiled
-from funrl.evaluation import evaluate, make_evaluate
+from funrl.evaluation import EAGER_EVALUATIONS, evaluate, make_evaluate
 from funrl.loop import MetricsWriter
 
 __all__ = [
@@ -97,7 +97,9 @@ def single_runner(
     if compile:
         algo = algo.with_units(compiled)  # init returns contiguous state (funrl.algos.units)
     k_init, k_eval = split_key(key)
-    evaluate_fn = make_evaluate(algo, eval_episodes, compile=compile)
+    evaluate_fn = make_evaluate(
+        algo, eval_episodes, compile=compile, compile_after=EAGER_EVALUATIONS
+    )
 
     def columns(
         update: int, state: Any, metrics: dict[str, torch.Tensor], hp: Any

@@ -321,3 +321,25 @@ if __name__ == "__main__":
     import sys
 
     _worker(Path(sys.argv[1]))
+
+
+def test_evaluation_compiles_only_from_its_third_call():
+    """A run that evaluates once or twice never pays for compiling the evaluation step;
+    repeated evaluations compile it once, and give the same returns."""
+    from funrl.compiling import compile_events
+    from funrl.evaluation import make_evaluate
+
+    algo = ppo.make(ppo.Config(num_envs=2, num_steps=8, hidden=(8,)))
+    state = algo.init(funrl.random.key(0), ppo.HParams.create())
+    ev = make_evaluate(algo, 3, compile=True, compile_after=2)
+    plain = make_evaluate(algo, 3)
+    seen = []
+    with compile_events(lambda name, event, s: seen.append((name, event))):
+        for i in range(4):
+            key = funrl.random.key(i)
+            assert torch.allclose(ev(state, key), plain(state, key), equal_nan=True)
+            assert seen == (
+                [] if i < 2 else [("evaluation step", "start"), ("evaluation step", "end")]
+            )
+    with pytest.raises(ValueError, match="compile_after must be >= 0"):
+        make_evaluate(algo, 3, compile_after=-1)

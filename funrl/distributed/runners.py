@@ -26,7 +26,7 @@ from funrl.distributed.collectives import (
 )
 from funrl.distributed.group import fault_hook, rank, world_size
 from funrl.distributed.pbt import pbt_step
-from funrl.evaluation import make_evaluate
+from funrl.evaluation import EAGER_EVALUATIONS, make_evaluate
 from funrl.train import TrainResult, split_key, train_result
 
 __all__ = [
@@ -170,7 +170,11 @@ def data_parallel_runner(
     me, w = comm.rank, comm.world
     k_init, k_eval = split_key(key)
     k_rank = k_init if me == 0 else R.fold_in(k_init, me)
-    evaluate_fn = make_evaluate(dp, eval_episodes, compile=compile) if me == 0 else None
+    evaluate_fn = (
+        make_evaluate(dp, eval_episodes, compile=compile, compile_after=EAGER_EVALUATIONS)
+        if me == 0
+        else None
+    )
 
     def fields(state: Any) -> list[str]:  # what every rank holds alike
         return list(shared) if shared is not None else [f for f in _SHARED if hasattr(state, f)]
