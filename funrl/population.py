@@ -428,8 +428,8 @@ def train(
         ``funrl.train(algo, keys[i], hps[i])``'s key derivation.
       hps: HParams whose every leaf is ``[P]`` (see :func:`hparams`, :func:`grid`,
         :func:`sample`).
-      compile: compile each vmapped unit and the evaluation step (changing hparams
-        values never recompiles).
+      compile: compile each vmapped unit, and the evaluation step from the third
+        evaluation on (changing hparams values never recompiles).
       chunk_size: vmap in chunks of this many members: less peak memory; results equal
         the unchunked run's up to float rounding (chunks are strided slices).
       eval_episodes: episodes per member per evaluation.

@@ -152,8 +152,10 @@ def train(
       algo: from an algorithm's ``make``.
       key: a funrl key (the only source of randomness; :func:`split_key`).
       hparams: the algorithm's HParams (checked before anything runs).
-      compile: compile each compute unit (``funrl.algos.units.compiled``) and the
-        evaluation step; the first update then includes compilation (``compile_time_s``).
+      compile: compile each compute unit (``funrl.algos.units.compiled``), and the
+        evaluation step from the third evaluation on (the first two run eagerly: cheaper
+        than compiling for a run that evaluates once or twice); the first update then
+        includes compilation (``compile_time_s``).
       eval_episodes: episodes per evaluation.
       options: the loop's features, the same in every mode (:func:`funrl.loop.run`):
         ``num_updates`` (default: the config's), ``out_dir`` (``metrics.jsonl``/``.csv``
