@@ -405,7 +405,9 @@ def make(
         # Only what acting needs crosses the unit boundary: fewer tensors to guard and pass.
         return env_step(collector, params, env_params)
 
-    def prepare(state: TrainState, traj: Transition, hp: Any) -> tuple[TrainState, Batch, Any]:
+    def prepare(
+        state: TrainState, traj: Transition, hp: Any, horizon: torch.Tensor
+    ) -> tuple[TrainState, Batch, Any]:
         k_perm, k_next = R.split(state.key)
         metrics = common.episode_metrics(traj.info)
         if per_minibatch:  # trajectories kept whole; shuffles of envs
@@ -430,7 +432,7 @@ def make(
         batch = Batch(data, perms, torch.zeros((), dtype=torch.int64, device=perms.device))
         lr = hp.lr if "lr" in table else None
         if config.anneal_lr:
-            frac = 1.0 - state.update_step.to(hp.lr.dtype) / config.num_updates
+            frac = 1.0 - state.update_step.to(hp.lr.dtype) / horizon.to(hp.lr.dtype)
             lr = hp.lr * torch.clamp(frac, min=0.0)
         values = {} if lr is None else {"lr": lr}
         opt_state = common.set_optimizer_hparams(state.opt_state, table, hp, **values)
@@ -483,7 +485,10 @@ def make(
             collector, tr = u_collect(collector, state.params, state.env_params)
             transitions.append(tr)
         state = state.replace(collector=collector)
-        state, batch, ep_metrics = u_prepare(state, u_stack(transitions), hp)
+        # The annealing horizon is an input, not a constant of the compiled graph: a run
+        # of another length reuses the compiled code (and inductor's cache) as is.
+        horizon = torch.full_like(state.update_step, config.num_updates, dtype=torch.float32)
+        state, batch, ep_metrics = u_prepare(state, u_stack(transitions), hp, horizon)
         learn_metrics = []
         for _ in range(E * M):
             state, batch, m = u_learn(state, batch, hp)
