@@ -1,4 +1,5 @@
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -135,21 +136,44 @@ def test_pbt_step_exploits_and_explores():
 
 
 def test_pbt_inside_population_training():
+    # PBT every update (not after the last): the bottom half of the members (by recent
+    # training return, NaN worst) take the state of a top-half member and its lr times 2.
+    # The callback sees each update's states and hparams before PBT, a hook after it.
     keys = pop.member_keys(funrl.random.key(2), 4)
-    hps = pop.hparams(ppo.HParams, 4, lr=[1e-4, 1e-4, 1e-2, 1e-2])
-    algo = ppo.make(TINY)
+    hps = pop.hparams(ppo.HParams, 4, lr=[1e-4, 3e-4, 1e-3, 3e-3])
+    algo = ppo.make(dataclasses.replace(TINY, anneal_lr=False))
+    before, after = {}, {}
+
+    def record_before(i, states, rows):
+        before[i + 1] = (states.params, torch.tensor([row["hp.lr"] for row in rows]))
+
+    def record_after(step):
+        if not step.done:
+            after[step.update] = (step.state.params, step.hparams.lr.clone(), step.scores.clone())
+
+    config = pop.PBTConfig(interval=1, fraction=0.5, perturb=("lr",), factors=(2.0,))
     res = pop.train(
-        algo,
-        keys,
-        hps,
-        num_updates=3,
-        compile=False,
-        progress=False,
-        eval_episodes=2,
-        pbt=pop.PBTConfig(interval=1, fraction=0.5, factors=(1.0,)),
-    )
-    # with factor 1.0, exploit copies hparams unchanged: the set of lrs can only shrink
-    assert set(res.hparams.lr.tolist()) <= set(hps.lr.tolist())
+        algo, keys, hps, num_updates=3, compile=False, progress=False, eval_episodes=1,
+        pbt=config, callback=record_before, hooks=[record_after],
+    )  # fmt: skip
+    assert sorted(after) == [1, 2, 3]
+    for update in (1, 2):  # PBT ran after these
+        params, lr = before[update]
+        new_params, new_lr, scores = after[update]
+        order = torch.argsort(torch.nan_to_num(scores, nan=-math.inf), descending=True, stable=True)
+        top, bottom = order[:2].tolist(), order[2:].tolist()
+        for i in top:  # kept as they were
+            assert tree.all_equal(tree.index(new_params, i), tree.index(params, i))
+            assert new_lr[i] == lr[i]
+        for i in bottom:  # a copy of a top member, lr doubled
+            src = [
+                j for j in top if tree.all_equal(tree.index(new_params, i), tree.index(params, j))
+            ]
+            assert src, f"update {update}: member {i} copied no top member"
+            assert new_lr[i] == pytest.approx(2 * float(lr[src[0]]), rel=1e-6)
+    # the last update's PBT is skipped: the result is the state after update 3
+    assert tree.all_equal(res.states.params, after[3][0])
+    assert torch.equal(res.hparams.lr, after[3][1])
 
 
 def test_pbt_step_compiles_and_matches_eager():

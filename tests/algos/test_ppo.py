@@ -173,21 +173,39 @@ def test_continuous_policies_run_on_pendulum(policy):
         assert (a.abs() <= 1).all()  # rescaled to the env's bounds by the env stack
 
 
-def test_custom_advantage_fn_is_used():
-    calls = []
-
-    def mc_returns(nets, config, params, traj, hp):
-        calls.append(1)
-        v_tp1 = nets.critic.apply(params["critic"], traj.next_obs)
-        target = funrl.returns.discounted_returns(
-            traj.reward, traj.terminated, traj.truncated, hp.gamma, v_tp1
-        )
-        return target - traj.extras["value"], target, {}
-
-    algo = ppo.make(TINY, advantage_fn=mc_returns)
+def test_custom_advantage_fn_result_is_what_ppo_learns_from():
+    # One gradient step (one epoch, one minibatch) taken at the parameters that collected
+    # the rollout: ratios are 1 and the critic's values are the recorded ones (up to float
+    # rounding), so the losses of that step follow from advantage_fn's outputs alone.
+    cfg = ppo.Config(env="CartPole-v1", num_envs=4, num_steps=8, num_minibatches=1,
+                     update_epochs=1, normalize_advantages=False)  # fmt: skip
     hp = ppo.HParams.create()
-    algo.update(algo.init(funrl.random.key(0), hp), hp)
-    assert calls
+
+    def constant(nets, config, params, traj, hp):
+        value = traj.extras["value"]
+        return torch.full_like(value, 3.0), value + 1.0, {}
+
+    default = ppo.make(cfg)
+    custom = ppo.make(cfg, advantage_fn=constant)
+    start = default.init(funrl.random.key(0), hp)
+    ref, m_ref = default.update(start, hp)
+    got, m = custom.update(custom.init(funrl.random.key(0), hp), hp)
+    assert float(m["policy_loss"]) == pytest.approx(-3.0, abs=1e-5)  # -mean(1 * A)
+    assert float(m["value_loss"]) == pytest.approx(0.5, abs=1e-5)  # mean(0.5 * 1^2)
+    assert float(m_ref["policy_loss"]) != pytest.approx(-3.0, abs=0.1)  # GAE's are others
+    assert not tree.allclose(got.params, ref.params)
+
+    def nothing_to_learn(nets, config, params, traj, hp):
+        return torch.zeros_like(traj.reward), traj.extras["value"], {}
+
+    # zero advantages and no entropy bonus: the actor's gradient is exactly zero, so it
+    # stays bit for bit where it was; with GAE's advantages it moves
+    hp0 = ppo.HParams.create(ent_coef=0.0)
+    still = ppo.make(cfg, advantage_fn=nothing_to_learn)
+    after, _ = still.update(still.init(funrl.random.key(0), hp0), hp0)
+    assert tree.all_equal(after.params["actor"], start.params["actor"])
+    moved, _ = default.update(default.init(funrl.random.key(0), hp0), hp0)
+    assert not tree.allclose(moved.params["actor"], start.params["actor"])
 
 
 def test_bad_hparams_and_config():
