@@ -12,6 +12,7 @@ Time (one core), measured: 13-50 s per test, about 2.6 minutes for the file, whe
 inductor's on-disk cache holds the compiled units; on an empty cache compiling adds about
 1-2 minutes per test (about 8 minutes for the file).
 """
+
 from __future__ import annotations
 
 from typing import Any
