@@ -263,6 +263,8 @@ def _record_video(algo: Any, state: Any, folder: str, seed: int) -> None:
     import gymnasium as gym
     import torch
 
+    from funrl.algos.common import env_action
+
     env_id = algo.config.env.removeprefix("gym:")
     try:
         env = gym.make(env_id, render_mode="rgb_array")
@@ -278,7 +280,8 @@ def _record_video(algo: Any, state: Any, folder: str, seed: int) -> None:
     obs, _ = env.reset(seed=seed)
     done = False
     while not done:
-        action = algo.act(params, torch.as_tensor(obs, dtype=torch.float32)[None])[0]
+        action = algo.act(params, torch.as_tensor(obs, dtype=torch.float32)[None])
+        action = env_action(algo.env_stack, action)[0]  # in the env's action bounds
         obs, _, terminated, truncated, _ = env.step(action.numpy())
         done = terminated or truncated
     env.close()

@@ -71,8 +71,14 @@ class ExportedPolicy:
 class _Policy(torch.nn.Module):
     """``forward(obs) = act(unflatten(buffers), obs, deterministic=True)``."""
 
-    def __init__(self, act: Callable[..., torch.Tensor], params: Any) -> None:
+    def __init__(
+        self,
+        act: Callable[..., torch.Tensor],
+        params: Any,
+        to_env: Callable[[torch.Tensor], torch.Tensor] = lambda a: a,
+    ) -> None:
         super().__init__()
+        self._to_env = to_env
         leaves, self._spec = tree.flatten(params)
         for i, x in enumerate(leaves):
             self.register_buffer(f"p{i}", torch.as_tensor(x).detach().clone())
@@ -81,15 +87,22 @@ class _Policy(torch.nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         params = tree.unflatten([getattr(self, f"p{i}") for i in range(self._n)], self._spec)
-        return self._act(params, obs, None, True)
+        return self._to_env(self._act(params, obs, None, True))
 
 
 def policy_module(algo: Any, state: Any) -> torch.nn.Module:
-    """An ``nn.Module`` computing ``algo.act(algo.act_params(state), obs)`` (deterministic).
+    """An ``nn.Module`` computing the env's action for ``obs``: the deterministic
+    ``algo.act(algo.act_params(state), obs)`` mapped as training mapped it into the env's
+    action bounds (:func:`funrl.algos.common.env_action`: a tanh or deterministic policy's
+    [-1, 1] rescaled, others clipped; discrete actions as they are).
 
     The parameters are buffers (a snapshot of ``state``); ``forward(obs [B, *obs_shape])``.
     """
-    return _Policy(algo.act, algo.act_params(state)).eval()
+    from funrl.algos.common import env_action
+
+    stack = getattr(algo, "env_stack", None)
+    to_env = (lambda a: env_action(stack, a)) if stack is not None else (lambda a: a)
+    return _Policy(algo.act, algo.act_params(state), to_env).eval()
 
 
 def _example_obs(algo: Any, batch: int) -> torch.Tensor:

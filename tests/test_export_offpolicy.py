@@ -5,7 +5,8 @@ TD3 and DDPG (the deterministic actor), each trained for a few updates so that l
 moved the weights off their initial values.  The artifacts are loaded with
 :func:`funrl.export.load_policy` here and, all together, in an interpreter where funrl
 cannot be imported, and fed a batch of observations of another size than the traced one;
-the actions are bit-identical to ``algo.act``'s.
+the actions are bit-identical to ``algo.act``'s mapped into the env's action bounds
+(:func:`funrl.algos.common.env_action`: continuous policies act in [-1, 1]).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import torch
 import funrl.random as R
 from funrl import export, tree
 from funrl.algos import ddpg, dqn, sac, td3
+from funrl.algos.common import env_action
 
 _OFF = dict(num_envs=2, batch_size=16, learning_starts=16, buffer_size=64, hidden=(32,))
 # name: (module, Config, updates); learning starts after 8 updates
@@ -98,7 +100,7 @@ def exported(tmp_path_factory):
 def test_exported_policy_acts_like_algo_act(exported, name):
     algo, state, art, obs = exported[name]
     assert art.format == "torch.export" and art.fallback_reason is None
-    want = algo.act(algo.act_params(state), obs)
+    want = env_action(algo.env_stack, algo.act(algo.act_params(state), obs))
     got = export.load_policy(art.path)(obs)
     assert got.dtype == want.dtype and got.shape == want.shape == (33, *art.meta["action_shape"])
     if want.dtype == torch.int64:  # greedy discrete actions
@@ -122,5 +124,17 @@ def test_artifacts_run_without_funrl(exported, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = torch.load(tmp_path / "out.pt")
     for (algo, state, _, obs), actions in zip(exported.values(), got):
-        want = algo.act(algo.act_params(state), obs)
+        want = env_action(algo.env_stack, algo.act(algo.act_params(state), obs))
         torch.testing.assert_close(actions, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["sac", "td3", "ddpg"])
+def test_exported_continuous_actions_are_in_the_env_bounds(exported, name):
+    """Pendulum-v1 torques are in [-2, 2]; the policies act in [-1, 1] and training
+    rescales: the artifact must output what the env receives (twice the raw action)."""
+    algo, state, art, obs = exported[name]
+    raw = algo.act(algo.act_params(state), obs)
+    got = export.load_policy(art.path)(obs)
+    assert raw.abs().max() <= 1.0 and got.abs().max() <= 2.0
+    torch.testing.assert_close(got, 2.0 * raw, rtol=0, atol=1e-6)
+    assert got.abs().max() > raw.abs().max()

@@ -188,6 +188,14 @@ def make_env_stack(
     return EnvStack(env, env_params, single, int(obs_space.shape[0]), space, normalizer)
 
 
+def env_action(stack: EnvStack, action: torch.Tensor) -> torch.Tensor:
+    """``action`` from ``algo.act`` as the base env receives it: a continuous policy acts
+    in [-1, 1] (rescaled to the env's bounds) or unbounded (clipped to them), as the
+    training and evaluation envs' action wrapper does; discrete actions are unchanged."""
+    to_env = getattr(stack.eval_env, "env_action", None)
+    return to_env(action) if to_env is not None else action
+
+
 def normalize_obs_for_act(stack: EnvStack, moments: Any, obs: torch.Tensor) -> torch.Tensor:
     """Raw env observations normalised as the training env normalised them."""
     if stack.normalizer is None or moments is None:

@@ -29,9 +29,13 @@ class ClipAction(Wrapper):
     def action_space(self, params: Any) -> Space:
         return Box(-math.inf, math.inf, self._space.shape, self._space.dtype)
 
-    def step(self, key: Tensor, state: Any, action: Tensor, params: Any = None) -> StepResult:
+    def env_action(self, action: Tensor) -> Tensor:
+        """The action the inner env receives for ``action``."""
         lo, hi = self._space.low.to(action.device), self._space.high.to(action.device)
-        return self.env.step(key, state, torch.clamp(action, lo, hi), params)
+        return torch.clamp(action, lo, hi)
+
+    def step(self, key: Tensor, state: Any, action: Tensor, params: Any = None) -> StepResult:
+        return self.env.step(key, state, self.env_action(action), params)
 
 
 class RescaleAction(Wrapper):
@@ -57,10 +61,14 @@ class RescaleAction(Wrapper):
     def action_space(self, params: Any) -> Space:
         return Box(self.min_action, self.max_action, self._space.shape, self._space.dtype)
 
-    def step(self, key: Tensor, state: Any, action: Tensor, params: Any = None) -> StepResult:
+    def env_action(self, action: Tensor) -> Tensor:
+        """The action the inner env receives for ``action`` (in the inner ``Box``)."""
         lo, hi = self._space.low.to(action.device), self._space.high.to(action.device)
         frac = (action - self.min_action) / (self.max_action - self.min_action)
-        return self.env.step(key, state, torch.clamp(lo + (hi - lo) * frac, lo, hi), params)
+        return torch.clamp(lo + (hi - lo) * frac, lo, hi)
+
+    def step(self, key: Tensor, state: Any, action: Tensor, params: Any = None) -> StepResult:
+        return self.env.step(key, state, self.env_action(action), params)
 
 
 @tree.struct
