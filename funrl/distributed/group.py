@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import time
@@ -43,6 +44,13 @@ def init(backend: str | None = None, timeout_s: float | None = None) -> tuple[in
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    # Import dynamo first: imported after the group exists (the first torch.compile or
+    # torch.func.grad does), it keeps a reference to the group, so destroy_process_group
+    # leaves gloo's worker threads running and they race the interpreter's exit (torch
+    # 2.13: "terminate called without an active exception", SIGABRT, in 7 of 40 two-rank
+    # runs on a loaded machine).  Imported before, the group is destroyed cleanly.
+    importlib.import_module("torch._dynamo")
+
     dist.init_process_group(backend, timeout=timedelta(seconds=timeout))
     return rank(), world_size()
 
