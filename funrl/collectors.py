@@ -35,7 +35,17 @@ from funrl import random as R
 from funrl import tree
 from funrl.envs.base import Environment
 
-__all__ = ["CollectorState", "Transition", "init", "make_step", "rollout"]
+__all__ = [
+    "CollectorState",
+    "Transition",
+    "act_step",
+    "env_step",
+    "init",
+    "is_host",
+    "make_step",
+    "make_unit_step",
+    "rollout",
+]
 
 Policy = Callable[[Any, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -71,28 +81,89 @@ def init(env: Environment, env_params: Any, key: torch.Tensor) -> CollectorState
     return tree.contiguous(CollectorState(env_state, obs, k_carry))
 
 
-def make_step(
-    env: Environment, policy: Policy
-) -> Callable[[CollectorState, Any, Any], tuple[CollectorState, Transition]]:
-    """A pure collector step ``step(carry, policy_params, env_params) -> (carry, transition)``.
+def act_step(
+    policy: Policy,
+) -> Callable[[CollectorState, Any], tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]]:
+    """The policy half of a collector step: ``act(carry, policy_params) -> (action, extras,
+    k_env, k_next)``, the keys the env half steps with and carries on (pure: compile it)."""
 
-    ``policy(policy_params, obs, key) -> (action, extras)`` acts on the (batched) ``obs``.
-    """
-
-    def step(
-        carry: CollectorState, policy_params: Any, env_params: Any
-    ) -> tuple[CollectorState, Transition]:
+    def act(
+        carry: CollectorState, policy_params: Any
+    ) -> tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]:
         keys = R.split(carry.key, 3)
         action, extras = policy(policy_params, carry.obs, keys[0])
+        return action, extras, keys[1], keys[2]
+
+    return act
+
+
+def env_step(
+    env: Environment,
+) -> Callable[..., tuple[CollectorState, Transition]]:
+    """The env half of a collector step: ``step(carry, action, extras, k_env, k_next,
+    env_params) -> (carry, transition)``.  For a pure env it is pure; for a host env
+    (``env.is_host_bridge``) it steps the simulator and must run eagerly."""
+
+    def step(
+        carry: CollectorState,
+        action: torch.Tensor,
+        extras: Any,
+        k_env: torch.Tensor,
+        k_next: torch.Tensor,
+        env_params: Any,
+    ) -> tuple[CollectorState, Transition]:
         obs, env_state, reward, terminated, truncated, info = env.step(
-            keys[1], carry.env_state, action, env_params
+            k_env, carry.env_state, action, env_params
         )
         info = dict(info)
         next_obs = info.pop("final_observation")
         transition = Transition(
             carry.obs, action, reward, terminated, truncated, next_obs, extras, info
         )
-        return CollectorState(env_state, obs, keys[2]), transition
+        return CollectorState(env_state, obs, k_next), transition
+
+    return step
+
+
+def is_host(env: Environment) -> bool:
+    """Whether ``env`` (or the env it wraps) is a host env (a Gymnasium bridge): its
+    step runs Python and C code outside torch, so it is not vmappable or compilable."""
+    return bool(getattr(env, "is_host_bridge", False))
+
+
+def make_step(
+    env: Environment, policy: Policy
+) -> Callable[[CollectorState, Any, Any], tuple[CollectorState, Transition]]:
+    """A pure collector step ``step(carry, policy_params, env_params) -> (carry, transition)``.
+
+    ``policy(policy_params, obs, key) -> (action, extras)`` acts on the (batched) ``obs``.
+    It is :func:`act_step` followed by :func:`env_step`.
+    """
+    act, step_env = act_step(policy), env_step(env)
+
+    def step(
+        carry: CollectorState, policy_params: Any, env_params: Any
+    ) -> tuple[CollectorState, Transition]:
+        return step_env(carry, *act(carry, policy_params), env_params)
+
+    return step
+
+
+def make_unit_step(
+    env: Environment, policy: Policy, units: Callable[[Callable[..., Any], str], Any]
+) -> Callable[[CollectorState, Any, Any], tuple[CollectorState, Transition]]:
+    """:func:`make_step` as an algorithm's compute unit(s): ``units(step, "collect")`` for a
+    pure env; for a host env (:func:`is_host`) only the policy is a unit
+    (``units(act, "act")``: compiled when the algorithm is) and the env steps eagerly.
+    Both give the same numbers for the same env."""
+    if not is_host(env):
+        return units(make_step(env, policy), "collect")
+    u_act, step_env = units(act_step(policy), "act"), env_step(env)
+
+    def step(
+        carry: CollectorState, policy_params: Any, env_params: Any
+    ) -> tuple[CollectorState, Transition]:
+        return step_env(carry, *u_act(carry, policy_params), env_params)
 
     return step
 

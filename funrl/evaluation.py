@@ -29,7 +29,6 @@ from funrl import random as R
 from funrl import tree
 from funrl.algos.common import Algo
 from funrl.compiling import compile as funrl_compile
-from funrl.envs.vector import VecEnv
 from funrl.envs.wrappers import EpisodeStatistics
 
 __all__ = ["EAGER_EVALUATIONS", "evaluate", "make_evaluate"]
@@ -58,7 +57,9 @@ def make_evaluate(
       max_steps: the step limit.
       deterministic: act with the policy's mode (default) or sample it.
       compile: compile one evaluation step (act + env step + episode bookkeeping) on the
-        first call and reuse it: a 500-step evaluation gets ~10x cheaper.
+        first call and reuse it: a 500-step evaluation gets ~10x cheaper.  Ignored for a
+        host env (``"gym:<id>"``), whose evaluation runs ``num_episodes`` Gymnasium envs
+        (a new vector env) eagerly.
       members: evaluate a population: ``state`` has a leading member dim ``P`` on every
         leaf and ``key`` is ``[P, 2]``; returns ``[P, num_episodes]``.  Member ``i`` gets
         exactly what ``make_evaluate(algo, ...)(state_i, key[i])`` gives.
@@ -75,8 +76,16 @@ def make_evaluate(
         raise ValueError(f"compile_after must be >= 0, got {compile_after}")
     if num_episodes < 1:
         raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
-    env = EpisodeStatistics(VecEnv(algo.env_stack.eval_env, num_episodes))
-    env_params = algo.env_stack.env_params
+    stack = algo.env_stack
+    if stack.host and members:
+        raise ValueError(
+            "make_evaluate: a host env cannot be vmapped over population members; evaluate "
+            "each member on its own"
+        )
+    env = EpisodeStatistics(stack.eval_vector(num_episodes))
+    env_params = stack.env_params
+    # A host env steps outside torch: its evaluation step runs eagerly.
+    compile = compile and not stack.host
 
     def reset(key: torch.Tensor) -> tuple[Any, ...]:
         k_reset, key = R.split(key)

@@ -28,7 +28,7 @@ from typing_extensions import Unpack
 from funrl import checkpoint
 from funrl import loop as L
 from funrl import random as R
-from funrl.algos.common import Algo
+from funrl.algos.common import Algo, restart_episodes
 from funrl.algos.units import compiled
 from funrl.evaluation import EAGER_EVALUATIONS, evaluate, make_evaluate
 from funrl.loop import MetricsWriter
@@ -120,7 +120,8 @@ def single_runner(
                 f"{path}: a {ck.meta['mode']} checkpoint, not one agent's (resume it with the "
                 "entry point that wrote it)"
             )
-        return ck.state, ck.hparams, torch.full((1,), math.nan), int(ck.meta["updates"])
+        state = restart_episodes(algo.env_stack, ck.state)  # a host env's episodes restart
+        return state, ck.hparams, torch.full((1,), math.nan), int(ck.meta["updates"])
 
     return L.Runner(
         algo=algo, mode="single", size=1, members=False, steps=algo.steps_per_update,

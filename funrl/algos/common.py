@@ -22,6 +22,7 @@ from funrl.envs.wrappers import (
     RescaleAction,
     ScaleReward,
 )
+from funrl.envs.wrappers.statistics import ScaleRewardState
 
 __all__ = [
     "Algo",
@@ -32,6 +33,7 @@ __all__ = [
     "check_hparams_cls",
     "check_hparams_if_concrete",
     "check_part",
+    "check_units",
     "episode_metrics",
     "example_params",
     "expect_loss",
@@ -43,6 +45,7 @@ __all__ = [
     "remaker",
     "resolve_optimizer",
     "resolve_optimizers",
+    "restart_episodes",
     "set_optimizer_hparams",
 ]
 
@@ -126,13 +129,17 @@ class EnvStack:
     """The training env (vectorised and wrapped) and what algorithms need to know of it.
 
     Attributes:
-      env: ``[VecEnv] -> EpisodeStatistics -> [ScaleReward] -> [NormalizeObservation]``.
-      env_params: the base env's default params.
+      env: ``[VecEnv] -> EpisodeStatistics -> [ScaleReward] -> [NormalizeObservation]``;
+        over a host env (``"gym:<id>"``) a Gymnasium vector env takes ``VecEnv``'s place.
+      env_params: the base env's default params (``None`` for a host env).
       eval_env: the base env with the same action wrappers, unnormalised observations
         (``act`` normalises with the training statistics).
       obs_dim: flat observation size.
       action_space: the base env's action space.
       normalizer: the ``NormalizeObservation`` wrapper, if any.
+      vector: ``vector(n)``: ``n`` evaluation envs as one batched env (default: a
+        ``VecEnv`` of ``eval_env``; for a host env a new Gymnasium vector env with the
+        action wrapper).
     """
 
     env: Environment
@@ -141,10 +148,60 @@ class EnvStack:
     obs_dim: int
     action_space: Any
     normalizer: NormalizeObservation | None
+    vector: Callable[[int], Environment] | None = None
+
+    @property
+    def host(self) -> bool:
+        """Whether the env is a host env (a Gymnasium bridge): it steps outside torch, so
+        an algorithm compiles only its pure parts around it and cannot vmap it."""
+        return bool(getattr(self.env, "is_host_bridge", False))
 
     def obs_moments(self, env_state: Any) -> Any:
         """The running observation moments in ``env_state`` (``None`` without normalisation)."""
         return env_state.moments if self.normalizer is not None else None
+
+    def eval_vector(self, n: int) -> Environment:
+        """``n`` copies of :attr:`eval_env` as one batched env (see :attr:`vector`)."""
+        return self.vector(n) if self.vector is not None else VecEnv(self.eval_env, n)
+
+    def restart(self, key: torch.Tensor, env_state: Any) -> tuple[torch.Tensor, Any]:
+        """``(obs, env_state)``: new episodes from ``key``, keeping ``env_state``'s running
+        statistics (observation and reward normalisation moments).
+
+        What a resumed run does with a host env, whose simulator a checkpoint cannot
+        restore: the episodes that were running are lost, the learned statistics are not.
+        """
+        if self.normalizer is not None:  # the outermost wrapper
+            obs, fresh = self.normalizer.reset_with_moments(key, self.env_params, env_state.moments)
+        else:
+            obs, fresh = self.env.reset(key, self.env_params)
+        return obs, _keep_reward_moments(fresh, env_state)
+
+
+def restart_episodes(stack: EnvStack, state: Any) -> Any:
+    """``state`` (any algorithm's TrainState) with its collector on new episodes where
+    the env is a host env (:meth:`EnvStack.restart`; keys from the collector's key), else
+    ``state`` itself: what resuming a checkpoint does, since a host env's simulator is not
+    in the checkpoint."""
+    if not stack.host:
+        return state
+    from funrl.collectors import CollectorState
+
+    carry = state.collector
+    k_reset, k_carry = R.split(carry.key)
+    obs, env_state = stack.restart(k_reset, carry.env_state)
+    return state.replace(collector=tree.contiguous(CollectorState(env_state, obs, k_carry)))
+
+
+def _keep_reward_moments(fresh: Any, saved: Any) -> Any:
+    """``fresh`` (a chain of wrapper states) with ``ScaleReward``'s moments from ``saved``."""
+    if isinstance(fresh, ScaleRewardState) and isinstance(saved, ScaleRewardState):
+        return dataclasses.replace(fresh, moments=saved.moments)
+    if not (
+        dataclasses.is_dataclass(fresh) and hasattr(fresh, "inner") and hasattr(saved, "inner")
+    ):
+        return fresh  # the innermost env's state (a tensor, or a pytree of them)
+    return dataclasses.replace(fresh, inner=_keep_reward_moments(fresh.inner, saved.inner))  # type: ignore[type-var]
 
 
 def make_env_stack(
@@ -162,30 +219,45 @@ def make_env_stack(
     ``reward_gamma`` is the discount of the running return that ``ScaleReward`` divides by.
     """
     base, env_params = make_env(env_id)
+    host = bool(getattr(base, "is_host_bridge", False))
     space = base.action_space(env_params)
     obs_space = base.observation_space(env_params)
     if len(obs_space.shape) != 1:
         raise ValueError(
-            f"{env_id}: algorithms here need flat observations, got shape {obs_space.shape}; "
-            "wrap the env in FlattenObservation"
+            f"{env_id}: the algorithms take flat (1-d Box) observations, got {obs_space} "
+            f"(shape {tuple(obs_space.shape)}); register the env wrapped in "
+            "FlattenObservation (image and discrete observations are not supported yet)"
         )
-    single: Environment = base
     if isinstance(space, Box):
-        single = (
-            RescaleAction(base)
-            if policy in ("tanh_gaussian", "deterministic")
-            else ClipAction(base)
+        wrap: Callable[[Environment], Environment] = (
+            RescaleAction if policy in ("tanh_gaussian", "deterministic") else ClipAction
         )
-    elif not isinstance(space, Discrete):
+    elif isinstance(space, Discrete):
+        wrap = _unwrapped
+    else:
         raise ValueError(f"{env_id}: unsupported action space {space}")
-    env: Environment = EpisodeStatistics(VecEnv(single, num_envs))
+    single = wrap(base)
+    vector: Callable[[int], Environment] | None = None
+    if host:  # a Gymnasium vector env of n members takes VecEnv's place
+
+        def vector(n: int) -> Environment:
+            return wrap(make_env(env_id, num_envs=n)[0])
+
+        batched = vector(num_envs)
+    else:
+        batched = VecEnv(single, num_envs)
+    env: Environment = EpisodeStatistics(batched)
     if normalize_reward:
         env = ScaleReward(env, gamma=reward_gamma)
     normalizer = None
     if normalize_obs:
         normalizer = NormalizeObservation(env)
         env = normalizer
-    return EnvStack(env, env_params, single, int(obs_space.shape[0]), space, normalizer)
+    return EnvStack(env, env_params, single, int(obs_space.shape[0]), space, normalizer, vector)
+
+
+def _unwrapped(env: Environment) -> Environment:
+    return env
 
 
 def env_action(stack: EnvStack, action: torch.Tensor) -> torch.Tensor:
@@ -457,6 +529,16 @@ def set_optimizer_hparams(
 
 
 # --------------------------------------------------------------------------- part checks
+
+
+def check_units(where: str, units: Any, stack: EnvStack, env_id: str) -> None:
+    """``ValueError`` for a population (vmapping) unit transform over a host env."""
+    if stack.host and getattr(units, "vmaps", False):
+        raise ValueError(
+            f"{where}: {env_id} is a host env (its simulator steps outside torch), which "
+            "cannot be vmapped over a population; train its members one at a time "
+            "(funrl.train) or use a torch env (funrl list)"
+        )
 
 
 def check_part(where: str, part: str, fn: Callable[..., Any], *args: Any) -> Any:

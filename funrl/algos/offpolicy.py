@@ -42,7 +42,7 @@ import torch
 
 from funrl import buffers, collectors, tree
 from funrl import random as R
-from funrl.algos.common import EnvStack, episode_metrics
+from funrl.algos.common import EnvStack, check_units, episode_metrics
 from funrl.algos.units import UnitTransform
 from funrl.envs.spaces import Discrete
 
@@ -365,11 +365,17 @@ def make_update(
             "this run takes no gradient step and evaluates an untrained policy",
             stacklevel=3,
         )
-    env_step = collectors.make_step(stack.env, policy)
+    algo_name = type(config).__module__.rsplit(".", 1)[-1]
+    check_units(f"{algo_name}.make", units, stack, config.env)
+    act_step, step_env = collectors.act_step(policy), collectors.env_step(stack.env)
     donate, num_envs = config.donate_buffer, config.num_envs
 
-    def collect(state: Any, hp: Any, variant: Any = None) -> tuple[Any, dict[str, torch.Tensor]]:
-        carry, tr = env_step(state.collector, policy_params(state, hp), state.env_params)
+    def act(state: Any, hp: Any) -> tuple[Any, ...]:
+        return act_step(state.collector, policy_params(state, hp))
+
+    def store(
+        state: Any, carry: Any, tr: collectors.Transition, hp: Any
+    ) -> tuple[Any, dict[str, torch.Tensor]]:
         state, rows, mask = to_rows(state, tr, hp)
         buf: Any
         if prioritized:
@@ -378,6 +384,10 @@ def make_update(
             buf = buffers.add(state.buffer, rows, mask=mask, donate=donate)
         state = state.replace(collector=carry, buffer=buf, global_step=state.global_step + num_envs)
         return state, {k: tr.info[k] for k in EPISODE_KEYS}
+
+    def collect(state: Any, hp: Any, variant: Any = None) -> tuple[Any, dict[str, torch.Tensor]]:
+        carry, tr = step_env(state.collector, *act(state, hp), state.env_params)
+        return store(state, carry, tr, hp)
 
     def learn(state: Any, hp: Any, variant: Any) -> tuple[Any, dict[str, torch.Tensor]]:
         k_sample, *keys, k_state = R.split(state.key, num_keys + 2)
@@ -418,7 +428,20 @@ def make_update(
         return chunks[0] if len(chunks) == 1 else tree.map(lambda *xs: torch.cat(xs), *chunks)
 
     k_collect = config.collect_steps_per_call
-    u_collect = units(_fused(collect, (None,) * k_collect), "collect")
+    if stack.host:  # the env steps on the host, between a compiled act and a compiled store
+        u_act, u_store = units(act, "act"), units(store, "store")
+        u_stack_infos = units(tree.stack, "stack")
+
+        def u_collect(state: Any, hp: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+            infos = []
+            for _ in range(k_collect):
+                carry, tr = step_env(state.collector, *u_act(state, hp), state.env_params)
+                state, info = u_store(state, carry, tr, hp)
+                infos.append(info)
+            return state, u_stack_infos(infos)
+
+    else:
+        u_collect = units(_fused(collect, (None,) * k_collect), "collect")
     k_learn = config.learn_steps_per_call
     variants = [step_variant(j) for j in range(config.gradient_steps)]
     calls = [tuple(variants[i : i + k_learn]) for i in range(0, len(variants), k_learn)]

@@ -379,6 +379,7 @@ def make(
             "Config(anneal_lr=False) (and put a schedule in your optimizer)"
         )
     common.check_hparams_cls(where, hparams_cls, table.values())
+    common.check_units(where, units, stack, config.env)
     _check_parts(where, config, nets, advantage_fn, loss_fn, stack, hparams_cls)
     T, E, M = config.num_steps, config.update_epochs, config.num_minibatches
     per_minibatch = config.recompute_advantages
@@ -389,7 +390,8 @@ def make(
         extras = {"logp": dist.log_prob(action), "value": nets.critic.apply(params["critic"], obs)}
         return action, extras
 
-    env_step = collectors.make_step(stack.env, policy)
+    # Only what acting needs crosses the unit boundary: fewer tensors to guard and pass.
+    u_collect = collectors.make_unit_step(stack.env, policy, units)
 
     def init(key: torch.Tensor, hp: Any) -> TrainState:
         k_actor, k_critic, k_env, k_state = R.split(key, 4)
@@ -398,12 +400,6 @@ def make(
         collector = collectors.init(stack.env, stack.env_params, k_env)
         step = torch.zeros((), dtype=torch.int64, device=k_state.device)
         return TrainState(params, opt_state, collector, stack.env_params, step, k_state)
-
-    def collect_step(
-        collector: CollectorState, params: dict[str, Any], env_params: Any
-    ) -> tuple[CollectorState, Transition]:
-        # Only what acting needs crosses the unit boundary: fewer tensors to guard and pass.
-        return env_step(collector, params, env_params)
 
     def prepare(
         state: TrainState, traj: Transition, hp: Any, horizon: torch.Tensor
@@ -472,7 +468,6 @@ def make(
     def finish(state: TrainState, hp: Any) -> TrainState:
         return state.replace(update_step=state.update_step + 1)
 
-    u_collect = units(collect_step, "collect")
     u_stack = units(lambda trs: tree.stack(trs), "stack")
     u_prepare = units(prepare, "prepare")
     u_learn = units(learn_step, "learn")

@@ -118,4 +118,5 @@ def population(compile: bool = False, chunk_size: int | None = None) -> UnitTran
             return v
         return _contiguous_outputs(v) if name == "init" else _compile(v, name)
 
+    transform.vmaps = True  # type: ignore[attr-defined]  # (read by common.check_units)
     return transform

@@ -15,7 +15,7 @@ from funrl import loop as L
 from funrl import optim, tree
 from funrl import population as pop
 from funrl import random as R
-from funrl.algos.common import Algo
+from funrl.algos.common import Algo, restart_episodes
 from funrl.algos.units import compiled
 from funrl.distributed.collectives import (
     allreduce_grads,
@@ -221,6 +221,7 @@ def data_parallel_runner(
             )
         states, recent = ck.state["states"], ck.state["recent"][me : me + 1]
         state = tree.map(lambda x: x if x is None else x[me], states)
+        state = restart_episodes(dp.env_stack, state)  # a host env's episodes restart
         return state, ck.hparams, recent, int(ck.meta["updates"])
 
     return L.Runner(

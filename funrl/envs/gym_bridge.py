@@ -26,8 +26,12 @@ Semantics, matching the pure envs:
   (member ``i`` of a vector env gets ``seed + i``); later auto-resets continue the
   env's own seeded generator, so the same key gives the same trajectory.  The ``key`` of
   ``step`` is unused (the simulator draws from its own seeded generator).
-* ``state`` is a host-side handle (:class:`GymnasiumHandle`), **not** a tensor pytree:
-  it only identifies the live episode; stepping a stale handle raises ``ValueError``.
+* ``state`` is a 0-d int64 tensor, the number of steps taken since the last ``reset``:
+  the simulator's state lives in the Gymnasium env, this only identifies the live step,
+  and stepping a stale state raises ``ValueError``.  Being a tensor, it passes through
+  compiled units and checkpoints like any other state leaf (an algorithm's state over a
+  host env is still a pytree of tensors); it cannot restore the simulator, so a resumed
+  run starts new episodes (:meth:`funrl.algos.common.EnvStack.restart`).
 * ``params`` are ``None`` (``default_params()``); passing anything else raises.
 * Actions: a tensor (or array/number) converted to numpy with the Gymnasium action
   space's dtype, after checks of shape and (``Discrete``) range.
@@ -47,7 +51,6 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -58,18 +61,10 @@ from funrl import random as R
 from funrl.envs.base import Environment, StepResult
 from funrl.envs.spaces import Box, Discrete, Space
 
-__all__ = ["GymnasiumEnv", "GymnasiumHandle", "from_gymnasium_space"]
+__all__ = ["GymnasiumEnv", "from_gymnasium_space"]
 
 
-@dataclass(frozen=True)
-class GymnasiumHandle:
-    """The bridge's ``state``: which env and which step (a host object, not tensors)."""
-
-    env_id: int
-    t: int
-
-
-def from_gymnasium_space(space: gym.Space) -> Space:
+def from_gymnasium_space(space: gym.Space, what: str = "space") -> Space:
     """A funrl ``Discrete``/``Box`` equal to a Gymnasium ``Discrete``/``Box``."""
     if isinstance(space, gym.spaces.Discrete):
         return Discrete(int(space.n), int(space.start))
@@ -82,7 +77,10 @@ def from_gymnasium_space(space: gym.Space) -> Space:
             space.shape,
             dtype,
         )
-    raise TypeError(f"GymnasiumEnv: unsupported space {space} (only Discrete and Box)")
+    raise TypeError(
+        f"GymnasiumEnv: unsupported {what} {space} (the bridge converts Discrete and Box; "
+        "flatten or wrap other spaces with a Gymnasium wrapper)"
+    )
 
 
 def _obs(x: Any) -> torch.Tensor:
@@ -149,8 +147,12 @@ class GymnasiumEnv(Environment):
             )
         self.gym_env = env
         self._gym_action_space = single_act
-        self._obs_space = from_gymnasium_space(single_obs)
-        self._act_space = from_gymnasium_space(single_act)
+        obs_space = from_gymnasium_space(single_obs, "observation space")
+        if isinstance(obs_space, Box) and obs_space.dtype != torch.float32:
+            # the bridge returns float32 observations: its space says so
+            obs_space = Box(obs_space.low.float(), obs_space.high.float(), obs_space.shape)
+        self._obs_space = obs_space
+        self._act_space = from_gymnasium_space(single_act, "action space")
         spec = getattr(env, "spec", None)
         self.name = f"GymnasiumEnv({spec.id if spec is not None else type(env).__name__})"
         self._t = -1  # step counter of the live episode stream; -1: never reset
@@ -174,11 +176,11 @@ class GymnasiumEnv(Environment):
                 f"{self.name}: a Gymnasium env has no params; pass None, got {params!r}"
             )
 
-    def _handle(self) -> GymnasiumHandle:
-        return GymnasiumHandle(id(self), self._t)
+    def _state(self) -> torch.Tensor:
+        return torch.tensor(self._t, dtype=torch.int64)
 
-    def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, GymnasiumHandle]:
-        """Seed with ``int(bits(key))`` and start new episodes: ``(obs, handle)``."""
+    def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Seed with ``int(bits(key))`` and start new episodes: ``(obs, state)``."""
         R.check_key(key)
         if key.ndim != 1:
             raise ValueError(f"{self.name}.reset: key must have shape [2], got {tuple(key.shape)}")
@@ -186,7 +188,7 @@ class GymnasiumEnv(Environment):
         seed = int(R.bits(key))
         obs, _ = self.gym_env.reset(seed=seed)
         self._t = 0
-        return _obs(obs), self._handle()
+        return _obs(obs), self._state()
 
     def _action(self, action: Any) -> np.ndarray:
         a = (
@@ -212,10 +214,18 @@ class GymnasiumEnv(Environment):
     def step(self, key: torch.Tensor, state: Any, action: Any, params: Any = None) -> StepResult:
         """One step with auto-reset (see the module docstring); ``key`` is unused."""
         self._check_params(params)
-        if not isinstance(state, GymnasiumHandle) or state != self._handle() or self._t < 0:
+        live = (
+            isinstance(state, torch.Tensor)
+            and state.ndim == 0
+            and not state.dtype.is_floating_point
+            and int(state) == self._t
+        )
+        if self._t < 0 or not live:
+            got = int(state) if isinstance(state, torch.Tensor) and state.numel() == 1 else state
             raise ValueError(
-                f"{self.name}.step: state {state!r} is not the live handle {self._handle()!r}; a "
-                "bridged env is stateful: step only the state the last reset/step returned"
+                f"{self.name}.step: state {got!r} is not the live step {self._t}; a bridged "
+                "env is stateful: step only the state the last reset/step returned (a resumed "
+                "run restarts its episodes: EnvStack.restart)"
             )
         a = self._action(action)
         if self.vector:
@@ -229,7 +239,7 @@ class GymnasiumEnv(Environment):
         info = {"final_observation": _obs(final)}
         return (
             _obs(obs),
-            self._handle(),
+            self._state(),
             torch.as_tensor(np.asarray(reward, dtype=np.float32)),
             torch.as_tensor(np.asarray(term, dtype=np.bool_)),
             torch.as_tensor(np.asarray(trunc, dtype=np.bool_)),

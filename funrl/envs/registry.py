@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -27,7 +28,7 @@ from funrl._builtin_envs import BUILTIN_ENVS
 from funrl.envs.base import Environment
 from funrl.envs.vector import VecEnv
 
-__all__ = ["make", "make_gymnasium", "register", "registered"]
+__all__ = ["gymnasium_hint", "make", "make_gymnasium", "register", "registered"]
 
 Factory = Callable[..., Any]
 
@@ -79,10 +80,56 @@ def make_gymnasium(
     The bridge has no params (``None``); it is not vmappable or compilable (see
     :mod:`funrl.envs.gym_bridge`).
     """
+    import gymnasium as gym
+
     from funrl.envs.gym_bridge import GymnasiumEnv
 
-    env = GymnasiumEnv(env_id, num_envs=num_envs, vectorization=vectorization, **kwargs)
+    try:
+        # Gymnasium's warnings (e.g. an old version) are shown only if the env is built:
+        # a failure is one line.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            env = GymnasiumEnv(env_id, num_envs=num_envs, vectorization=vectorization, **kwargs)
+        for w in caught:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    except gym.error.DependencyNotInstalled as e:
+        extra = _EXTRAS.get(_gym_family(env_id), "")
+        extra = f" (or: pip install 'funrl[{extra}]')" if extra else ""
+        msg = f"make: gym:{env_id} needs a package that is not installed: {e}{extra}"
+        raise ValueError(msg) from None
+    except gym.error.Error as e:  # unknown id or version, deprecated version, ...
+        raise ValueError(f"make: gym:{env_id}: {e}") from None
     return env, None
+
+
+# Gymnasium env families and the funrl extra that installs what they need.
+_EXTRAS = {"mujoco": "mujoco"}
+
+
+def _gym_family(env_id: Any) -> str:
+    """The Gymnasium package an id's entry point lives in (``"mujoco"``, ``"box2d"``...)."""
+    import gymnasium as gym
+
+    spec = gym.envs.registry.get(env_id) if isinstance(env_id, str) else None
+    entry = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
+    parts = entry.split(":")[0].split(".")
+    return parts[2] if len(parts) > 2 and parts[:2] == ["gymnasium", "envs"] else ""
+
+
+def gymnasium_hint(env_id: str) -> str:
+    """For an id that is not registered here: ``"'<id>' is a Gymnasium id: use
+    'gym:<id>' ..."`` where Gymnasium knows it (or names close Gymnasium ids), else ``""``."""
+    try:
+        import gymnasium as gym
+    except ImportError:  # pragma: no cover - gymnasium is a dependency
+        return ""
+    ids = list(gym.envs.registry)
+    if env_id in ids:
+        return f"{env_id!r} is a Gymnasium id: use 'gym:{env_id}' (a host env)"
+    close = difflib.get_close_matches(env_id, ids, n=2, cutoff=0.75)
+    if close:
+        return f"Gymnasium has {', '.join(repr(f'gym:{c}') for c in close)}"
+    return ""
 
 
 def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[Any, Any]:
@@ -91,7 +138,9 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
     Args:
       env_id: a registered id (see :func:`registered`) or ``"gym:<gymnasium id>"``.
       num_envs: if given, the env is wrapped in ``VecEnv(env, num_envs)`` (a gym id gets a
-        Gymnasium vector env instead; pass ``vectorization="async"`` for subprocesses).
+        Gymnasium vector env instead; pass ``vectorization="async"`` for subprocesses).  A
+        registered host env (``env.is_host_bridge``) cannot be vmapped: its factory is
+        called again with ``num_envs=num_envs`` and must return the batched env.
       **kwargs: passed to the factory (for ``"gym:"`` ids: to ``gymnasium.make``).
 
     Raises ``ValueError`` for an unknown id, naming the closest registered ones.
@@ -101,20 +150,31 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
     if env_id.startswith("gym:"):
         return make_gymnasium(env_id[len("gym:") :], num_envs=num_envs, **kwargs)
     if env_id not in _REGISTRY:
+        gym_hint = gymnasium_hint(env_id)
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        if gym_hint:
+            hint += f" ({gym_hint})" if close else f"; {gym_hint}"
         raise ValueError(
-            f"make: unknown env id {env_id!r}{hint} (registered: {', '.join(registered())}; "
-            "use 'gym:<id>' for a Gymnasium env)"
+            f"make: unknown env id {env_id!r}{hint} (registered: "
+            f"{', '.join(registered())}; use 'gym:<id>' for a Gymnasium env)"
         )
+    env, params = _build(env_id, kwargs)
+    if num_envs is not None:
+        if getattr(env, "is_host_bridge", False):  # batched by the factory, not by vmap
+            env, params = _build(env_id, {**kwargs, "num_envs": num_envs})
+        else:
+            env = VecEnv(env, num_envs)
+    return env, env.default_params() if params is None else params
+
+
+def _build(env_id: str, kwargs: dict[str, Any]) -> tuple[Environment, Any]:
     out = _REGISTRY[env_id](**kwargs)
     env, params = out if isinstance(out, tuple) else (out, None)
     if not isinstance(env, Environment):
         raise TypeError(f"make: the factory for {env_id!r} returned {env!r}, not an Environment")
     env.static_action_space()  # built eagerly, before a step is traced
-    if num_envs is not None:
-        env = VecEnv(env, num_envs)
-    return env, env.default_params() if params is None else params
+    return env, params
 
 
 for _id, _mod, _name in BUILTIN_ENVS:

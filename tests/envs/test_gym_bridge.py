@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from funrl import random as R
-from funrl.envs.gym_bridge import GymnasiumEnv, GymnasiumHandle, from_gymnasium_space
+from funrl.envs.gym_bridge import GymnasiumEnv, from_gymnasium_space
 from funrl.envs.spaces import Box, Discrete
 from funrl.envs.vector import VecEnv
 from funrl.envs.wrappers import EpisodeStatistics, NormalizeObservation, checked
@@ -155,12 +155,14 @@ def test_space_conversion_and_errors():
         from_gymnasium_space(gym.spaces.MultiBinary(3))
     env = GymnasiumEnv("CartPole-v1")
     assert env.action_space() == Discrete(2) and env.default_params() is None
-    with pytest.raises(ValueError, match="not the live handle"):
-        env.step(R.key(0), GymnasiumHandle(0, 0), torch.tensor(0))
+    with pytest.raises(ValueError, match="not the live step -1"):  # never reset
+        env.step(R.key(0), torch.tensor(0), torch.tensor(0))
     _, s0 = env.reset(R.key(0))
     _, s1, *_ = env.step(R.key(0), s0, torch.tensor(0))
     with pytest.raises(ValueError, match="stateful"):
         env.step(R.key(0), s0, torch.tensor(0))
+    with pytest.raises(ValueError, match="not the live step 1"):
+        env.step(R.key(0), torch.tensor(0.0), torch.tensor(0))  # not a step count
     with pytest.raises(ValueError, match=r"action has shape \(2,\), expected \(\)"):
         env.step(R.key(0), s1, torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="outside Discrete"):
