@@ -211,13 +211,15 @@ def _apply_sets(
 
 
 def _check_env(env_id: str) -> None:
-    from funrl.envs.registry import registered
+    from funrl.envs.registry import gymnasium_hint, registered
 
     if env_id.startswith("gym:"):
         return
     if env_id not in registered():
+        gym_hint = gymnasium_hint(env_id)
         close = difflib.get_close_matches(env_id, registered(), n=3, cutoff=0.4)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
+        hint += f" {gym_hint[0].upper()}{gym_hint[1:]}." if gym_hint else ""
         raise SystemExit(f"funrl: unknown env {env_id!r}.{hint} See `funrl list`.")
 
 

@@ -17,8 +17,8 @@ fi
 stamp=.venv/.funrl-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing funrl[test,dev,progress,plot,video,tensorboard] into .venv"
-  "$VPY" -m pip install -q -e ".[test,dev,progress,plot,video,tensorboard]"
-  "$VPY" -c "import funrl, torch, gymnasium, hypothesis"
+  echo "[setup] installing funrl[test,dev,progress,plot,video,tensorboard,mujoco] into .venv"
+  "$VPY" -m pip install -q -e ".[test,dev,progress,plot,video,tensorboard,mujoco]"
+  "$VPY" -c "import funrl, torch, gymnasium, hypothesis, mujoco"
   echo "$want" > "$stamp"
 fi
