@@ -369,7 +369,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     print("algorithms: " + ", ".join(ALGOS))
     print("environments: " + ", ".join(sorted(e[0] for e in BUILTIN_ENVS)))
-    print("any Gymnasium id works through the bridge as gym:<id> (host loop, not vmappable)")
+    print(
+        "any Gymnasium id with flat Box observations and a Discrete or Box action space "
+        "trains with every algorithm as gym:<id> (e.g. gym:InvertedPendulum-v5 with the "
+        "mujoco extra): host env, its step runs eagerly, no populations"
+    )
     return 0
 
 
