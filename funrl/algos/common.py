@@ -4,6 +4,7 @@ tables, make-time checks of parts, metrics."""
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple
 
@@ -39,10 +40,12 @@ __all__ = [
     "expect_loss",
     "expect_shape",
     "hparam",
+    "image_encoder",
     "make_env_stack",
     "network_step",
     "normalize_obs_for_act",
     "remaker",
+    "require_flat_obs",
     "resolve_optimizer",
     "resolve_optimizers",
     "restart_episodes",
@@ -134,9 +137,11 @@ class EnvStack:
       env_params: the base env's default params (``None`` for a host env).
       eval_env: the base env with the same action wrappers, unnormalised observations
         (``act`` normalises with the training statistics).
-      obs_dim: flat observation size.
+      obs_dim: flat observation size (``prod(obs_shape)``).
       action_space: the base env's action space.
       normalizer: the ``NormalizeObservation`` wrapper, if any.
+      obs_shape: one observation's shape: ``(obs_dim,)``, or ``(H, W, C)`` / ``(C, H, W)``
+        for images (the default networks then put an image encoder first).
       vector: ``vector(n)``: ``n`` evaluation envs as one batched env (default: a
         ``VecEnv`` of ``eval_env``; for a host env a new Gymnasium vector env with the
         action wrapper).
@@ -149,6 +154,16 @@ class EnvStack:
     action_space: Any
     normalizer: NormalizeObservation | None
     vector: Callable[[int], Environment] | None = None
+    obs_shape: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.obs_shape:
+            object.__setattr__(self, "obs_shape", (self.obs_dim,))
+
+    @property
+    def images(self) -> bool:
+        """Whether observations are images (3-d): networks need an encoder."""
+        return len(self.obs_shape) == 3
 
     @property
     def host(self) -> bool:
@@ -222,11 +237,11 @@ def make_env_stack(
     host = bool(getattr(base, "is_host_bridge", False))
     space = base.action_space(env_params)
     obs_space = base.observation_space(env_params)
-    if len(obs_space.shape) != 1:
+    if not isinstance(obs_space, Box) or len(obs_space.shape) not in (1, 3):
         raise ValueError(
-            f"{env_id}: the algorithms take flat (1-d Box) observations, got {obs_space} "
-            f"(shape {tuple(obs_space.shape)}); register the env wrapped in "
-            "FlattenObservation (image and discrete observations are not supported yet)"
+            f"{env_id}: the algorithms take flat (1-d) or image (3-d) Box observations, got "
+            f"{obs_space} (shape {tuple(obs_space.shape)}); register the env wrapped in "
+            "FlattenObservation (discrete and dict observations are not supported yet)"
         )
     if isinstance(space, Box):
         wrap: Callable[[Environment], Environment] = (
@@ -253,11 +268,52 @@ def make_env_stack(
     if normalize_obs:
         normalizer = NormalizeObservation(env)
         env = normalizer
-    return EnvStack(env, env_params, single, int(obs_space.shape[0]), space, normalizer, vector)
+    obs_shape = tuple(int(n) for n in obs_space.shape)
+    return EnvStack(
+        env, env_params, single, math.prod(obs_shape), space, normalizer, vector, obs_shape
+    )
 
 
 def _unwrapped(env: Environment) -> Environment:
     return env
+
+
+ENCODERS = ("auto", "minatar", "nature", "impala")
+
+
+def image_encoder(where: str, encoder: str, obs_shape: tuple[int, ...]) -> Any:
+    """The image encoder a Config's ``encoder`` names, for observations ``obs_shape``.
+
+    ``"auto"``: MinAtar's CNN for small frames (10x10), else the Nature CNN.  Channels come
+    last when the last dim is the smallest (MinAtar's ``(10, 10, 4)``), else first
+    (Atari's frame stack ``(4, 84, 84)``).
+    """
+    from funrl import nn as fnn
+
+    if encoder not in ENCODERS:
+        raise ValueError(f"{where}: encoder must be one of {', '.join(ENCODERS)}, got {encoder!r}")
+    channels_last = obs_shape[-1] < obs_shape[0]
+    h, w = obs_shape[:2] if channels_last else obs_shape[1:]
+    if encoder == "auto":
+        encoder = "minatar" if max(h, w) <= 16 else "nature"
+    make: dict[str, Callable[..., Any]] = {
+        "minatar": fnn.minatar_cnn,
+        "nature": fnn.nature_cnn,
+        "impala": fnn.impala_cnn,
+    }
+    try:
+        return make[encoder](obs_shape, channels_last=channels_last)
+    except RuntimeError as e:  # a frame too small for the encoder's convolutions
+        raise ValueError(f"{where}: the {encoder} encoder cannot take {obs_shape}: {e}") from None
+
+
+def require_flat_obs(where: str, stack: EnvStack, networks: Any) -> None:
+    """``ValueError`` for image observations with an algorithm's default (MLP) networks."""
+    if stack.images and networks is None:
+        raise ValueError(
+            f"{where}: image observations {stack.obs_shape} need networks= with an image "
+            "encoder (funrl.nn.encoded); the default networks are MLPs"
+        )
 
 
 def env_action(stack: EnvStack, action: torch.Tensor) -> torch.Tensor:

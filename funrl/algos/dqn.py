@@ -38,6 +38,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -75,6 +76,9 @@ class Config(offpolicy.Config):
         ``hp.tau``; ``tau = 1`` is a hard copy).
       hidden, activation, dueling: the default Q-network.
       double_q, prioritized, n_step, loss: the extensions (module docstring).
+      encoder: for image observations, the encoder before the Q-network's MLP
+        (``"auto"``, ``"minatar"``, ``"nature"``, ``"impala"``;
+        :func:`funrl.algos.common.image_encoder`).
     """
 
     env: str = "CartPole-v1"
@@ -88,6 +92,7 @@ class Config(offpolicy.Config):
     prioritized: bool = False
     n_step: int = 1
     loss: str = "huber"
+    encoder: str = "auto"
 
     def validate(self) -> None:
         super().validate()
@@ -97,6 +102,10 @@ class Config(offpolicy.Config):
                 raise ValueError(f"Config.{f} must be a positive int, got {v!r}")
         if self.loss not in ("huber", "mse"):
             raise ValueError(f"Config.loss must be 'huber' or 'mse', got {self.loss!r}")
+        if self.encoder not in common.ENCODERS:
+            raise ValueError(
+                f"Config.encoder must be one of {', '.join(common.ENCODERS)}, got {self.encoder!r}"
+            )
 
 
 @tree.struct
@@ -145,8 +154,15 @@ class Networks(NamedTuple):
     q: fnn.Model
 
 
-def default_networks(config: Config, obs_dim: int, num_actions: int) -> Networks:
-    """The Q-network ``config`` describes (``hidden``, ``activation``, ``dueling``)."""
+def default_networks(config: Config, obs_dim: int | tuple[int, ...], num_actions: int) -> Networks:
+    """The Q-network ``config`` describes (``hidden``, ``activation``, ``dueling``); for
+    image observations (``obs_dim`` an ``(H, W, C)`` / ``(C, H, W)`` shape) an image encoder
+    (``config.encoder``) comes first."""
+    if isinstance(obs_dim, tuple) and len(obs_dim) == 3:
+        enc = common.image_encoder("dqn", config.encoder, obs_dim)
+        return Networks(fnn.encoded(enc, default_networks(config, enc.features, num_actions).q))
+    if isinstance(obs_dim, tuple):
+        obs_dim = math.prod(obs_dim)
     q = fnn.q_net(obs_dim, num_actions, config.hidden, config.dueling, config.activation)
     return Networks(q)
 
@@ -188,8 +204,8 @@ def dqn_loss(
     return losses.q_learning_loss(q_tm1, batch["action"], batch["reward"], never, one, q_t, **kw)
 
 
-def _example(obs_dim: int) -> dict[str, torch.Tensor]:
-    obs = torch.zeros(obs_dim)
+def _example(obs_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    obs = torch.zeros(obs_shape)
     return {
         "obs": obs,
         "action": torch.zeros((), dtype=torch.int64),
@@ -249,7 +265,9 @@ def make(
         raise ValueError(f"{where}: DQN needs a Discrete action space, {config.env} has "
                          f"{stack.action_space}")  # fmt: skip
     num_actions, E = int(stack.action_space.n), config.num_envs
-    nets = networks or default_networks(config, stack.obs_dim, num_actions)
+    nets = networks or default_networks(
+        config, stack.obs_shape if stack.images else stack.obs_dim, num_actions
+    )
     loss_fn = loss_fn or dqn_loss
     opt, table = common.resolve_optimizer(
         where,
@@ -260,7 +278,7 @@ def make(
     )
     parts.update(optimizer=opt, optimizer_hparams=table)  # remake keeps them
     common.check_hparams_cls(where, hparams_cls, _needed_fields(config, table))
-    _check_parts(where, config, nets, loss_fn, stack.obs_dim, num_actions, hparams_cls)
+    _check_parts(where, config, nets, loss_fn, stack.obs_shape, num_actions, hparams_cls)
 
     def exploration(global_step: torch.Tensor, hp: Any) -> torch.Tensor:
         """Epsilon at ``global_step``: 1 (uniform actions) before learning starts."""
@@ -292,7 +310,7 @@ def make(
         common.check_hparams_if_concrete(hp)
         k_q, k_env, k_state = R.split(key, 3)
         params = nets.q.init(k_q)
-        obs = torch.zeros(E, stack.obs_dim)
+        obs = torch.zeros(E, *stack.obs_shape)
         first = Transition(
             obs, torch.zeros(E, dtype=torch.int64), torch.zeros(E), torch.zeros(E, dtype=torch.bool),
             torch.zeros(E, dtype=torch.bool), obs, {}, {},
@@ -304,7 +322,7 @@ def make(
             target_params=tree.map(torch.clone, params),
             opt_state=common.set_optimizer_hparams(opt.init(params), table, hp),
             buffer=offpolicy.init_buffer(
-                _example(stack.obs_dim), config, hp.per_alpha if config.prioritized else None
+                _example(stack.obs_shape), config, hp.per_alpha if config.prioritized else None
             ),
             k_env=k_env,
             key=k_state,
@@ -359,7 +377,7 @@ def _check_parts(
     config: Config,
     nets: Networks,
     loss_fn: Callable[..., Any],
-    obs_dim: int,
+    obs_shape: tuple[int, ...],
     num_actions: int,
     hparams_cls: Any,
 ) -> None:
@@ -367,9 +385,11 @@ def _check_parts(
     if not isinstance(nets, Networks) or not isinstance(nets.q, fnn.Model):
         raise TypeError(f"{where}: networks must be dqn.Networks(q=<funrl.nn.Model>), got {nets!r}")
     params = common.example_params(where, nets)["q"]
-    q = common.check_part(where, "networks.q.apply", nets.q.apply, params, torch.zeros(2, obs_dim))
-    common.expect_shape(where, f"networks.q's output for obs [2, {obs_dim}]", q, (2, num_actions))
-    batch = tree.stack([_example(obs_dim)] * 2)
+    obs = torch.zeros(2, *obs_shape)
+    q = common.check_part(where, "networks.q.apply", nets.q.apply, params, obs)
+    what = f"networks.q's output for obs {list(obs.shape)}"
+    common.expect_shape(where, what, q, (2, num_actions))
+    batch = tree.stack([_example(obs_shape)] * 2)
     if config.prioritized:
         batch["weights"] = torch.ones(2)
     hp = hparams_cls.create()

@@ -249,7 +249,7 @@ def plain_example(stack: EnvStack) -> dict[str, torch.Tensor]:
         action = torch.zeros((), dtype=torch.int64)
     else:
         action = torch.zeros(space.shape, dtype=torch.float32)
-    obs = torch.zeros(stack.obs_dim, dtype=torch.float32)
+    obs = torch.zeros(stack.obs_shape, dtype=torch.float32)
     return {
         "obs": obs,
         "action": action,

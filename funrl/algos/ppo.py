@@ -30,6 +30,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -82,6 +83,8 @@ class Config:
       recompute_advantages: call ``advantage_fn`` on every minibatch with the current
         parameters (minibatches are then whole env trajectories: ``num_envs`` must be
         divisible by ``num_minibatches``); default: once per rollout, before learning.
+      encoder: for image observations, the encoder before each MLP: ``"auto"``,
+        ``"minatar"``, ``"nature"`` or ``"impala"`` (:func:`funrl.algos.common.image_encoder`).
     """
 
     env: str = "CartPole-v1"
@@ -100,6 +103,7 @@ class Config:
     clip_value: bool = True
     orthogonal_init: bool = True
     recompute_advantages: bool = False
+    encoder: str = "auto"
 
     @property
     def batch_size(self) -> int:
@@ -128,6 +132,10 @@ class Config:
             raise ValueError(
                 f"{name}.recompute_advantages: num_envs ({self.num_envs}) must be divisible by "
                 f"num_minibatches ({self.num_minibatches}) (minibatches are whole trajectories)"
+            )
+        if self.encoder not in common.ENCODERS:
+            raise ValueError(
+                f"{name}.encoder must be one of {', '.join(common.ENCODERS)}, got {self.encoder!r}"
             )
         if self.policy not in ("auto", "categorical", "gaussian", "tanh_gaussian"):
             raise ValueError(
@@ -210,8 +218,24 @@ class Networks(NamedTuple):
     distribution: Callable[[Any], Any]
 
 
-def default_networks(config: Config, obs_dim: int, action_space: Any) -> Networks:
-    """The actor, critic and distribution ``config`` describes."""
+def default_networks(config: Config, obs_dim: int | tuple[int, ...], action_space: Any) -> Networks:
+    """The actor, critic and distribution ``config`` describes.
+
+    ``obs_dim``: the flat observation size, or an image observation's shape ``(H, W, C)``
+    / ``(C, H, W)``: the actor and the critic then each put an image encoder
+    (``config.encoder``, :func:`funrl.algos.common.image_encoder`) before their MLP.
+    """
+    if isinstance(obs_dim, tuple) and len(obs_dim) == 3:
+        actor_enc = common.image_encoder("ppo", config.encoder, obs_dim)
+        critic_enc = common.image_encoder("ppo", config.encoder, obs_dim)
+        heads = default_networks(config, actor_enc.features, action_space)
+        return Networks(
+            fnn.encoded(actor_enc, heads.actor),
+            fnn.encoded(critic_enc, heads.critic),
+            heads.distribution,
+        )
+    if isinstance(obs_dim, tuple):
+        obs_dim = math.prod(obs_dim)
     init = "orthogonal" if config.orthogonal_init else "default"
     h, act = config.hidden, config.activation
     critic = fnn.value_net(obs_dim, h, act, init=init)
@@ -363,7 +387,8 @@ def make(
     stack = common.make_env_stack(
         config.env, config.num_envs, config.policy, config.normalize_obs, config.normalize_reward
     )
-    nets = networks or default_networks(config, stack.obs_dim, stack.action_space)
+    obs_in = stack.obs_shape if stack.images else stack.obs_dim
+    nets = networks or default_networks(config, obs_in, stack.action_space)
     opt, table = common.resolve_optimizer(
         where,
         optimizer,
@@ -524,14 +549,14 @@ def _check_parts(
     if not isinstance(nets, Networks):
         raise TypeError(f"{where}: networks must be ppo.Networks(actor, critic, distribution)")
     params, key = common.example_params(where, nets), R.key(1)
-    obs = torch.zeros(2, 2, stack.obs_dim)
+    obs = torch.zeros(2, 2, *stack.obs_shape)
     out = common.check_part(where, "networks.actor.apply", nets.actor.apply, params["actor"], obs)
     dist = common.check_part(where, "networks.distribution", nets.distribution, out)
     action = common.check_part(where, "the distribution's sample", dist.sample, key)
     shape = (2, 2, *stack.action_space.shape)
-    common.expect_shape(where, "actions sampled for obs [2, 2, obs_dim]", action.float(), shape)
+    common.expect_shape(where, "actions sampled for obs [2, 2, *obs]", action.float(), shape)
     v = common.check_part(where, "networks.critic.apply", nets.critic.apply, params["critic"], obs)
-    common.expect_shape(where, "networks.critic's values for obs [2, 2, obs_dim]", v, (2, 2))
+    common.expect_shape(where, "networks.critic's values for obs [2, 2, *obs]", v, (2, 2))
     z = torch.zeros(2, 2)
     never = torch.zeros(2, 2, dtype=torch.bool)
     traj = Transition(obs, action, z, never, never, obs, {"logp": z, "value": z}, {})

@@ -283,6 +283,7 @@ def make(
     )
     _check_action_space(where, stack.action_space, config.discrete)
     space = stack.action_space
+    common.require_flat_obs(where, stack, networks)
     nets = networks or default_networks(config, stack.obs_dim, space)
     critic_loss_fn = critic_loss_fn or critic_loss
     actor_loss_fn = actor_loss_fn or actor_loss

@@ -247,6 +247,7 @@ def make(
             f"{where}: {name.upper()} (continuous) needs a 1-d Box action space, got {space}"
         )
     act_dim = int(space.shape[0])
+    common.require_flat_obs(where, stack, networks)
     nets = networks or default_networks(config, stack.obs_dim, act_dim)
     critic_loss_fn = critic_loss_fn or critic_loss
     actor_loss_fn = actor_loss_fn or actor_loss

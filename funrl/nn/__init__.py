@@ -39,6 +39,7 @@ from funrl.nn.core import (
     stack_params,
     unstack_params,
 )
+from funrl.nn.encoders import Encoder, encoded, impala_cnn, minatar_cnn, nature_cnn
 from funrl.nn.heads import (
     categorical_policy,
     continuous_q_net,
@@ -51,17 +52,22 @@ from funrl.nn.heads import (
 )
 
 __all__ = [
+    "Encoder",
     "Initializer",
     "Model",
     "categorical_policy",
     "continuous_q_net",
     "default_initializer",
     "deterministic_policy",
+    "encoded",
     "ensemble",
     "fan_in_uniform",
     "from_module",
     "gaussian_policy",
+    "impala_cnn",
+    "minatar_cnn",
     "mlp",
+    "nature_cnn",
     "orthogonal",
     "q_net",
     "stack_params",
