@@ -267,7 +267,12 @@ def _record_video(algo: Any, state: Any, folder: str, seed: int) -> None:
 
     env_id = algo.config.env.removeprefix("gym:")
     try:
-        env = gym.make(env_id, render_mode="rgb_array")
+        if env_id.startswith("atari:"):
+            from funrl.envs.atari import gym_env
+
+            env = gym_env(env_id.removeprefix("atari:"), evaluation=True, render_mode="rgb_array")
+        else:
+            env = gym.make(env_id, render_mode="rgb_array")
         env = gym.wrappers.RecordVideo(
             env, folder, episode_trigger=lambda i: True, disable_logger=True
         )
@@ -373,6 +378,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         "any Gymnasium id with flat Box observations and a Discrete or Box action space "
         "trains with every algorithm as gym:<id> (e.g. gym:InvertedPendulum-v5 with the "
         "mujoco extra): host env, its step runs eagerly, no populations"
+    )
+    print(
+        "Atari games as atari:<Game> (e.g. atari:Breakout; the atari extra): ALE with the "
+        "standard preprocessing, 4x84x84 frames (ppo, a2c, dqn)"
     )
     return 0
 

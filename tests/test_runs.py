@@ -101,6 +101,7 @@ BAD_INPUT = [
     (["train", "ppo", "--env", "gym:Foo-v0"], r"gym:Foo-v0: Environment `Foo` doesn't exist"),
     (["train", "ppo", "--env", "gym:Pendulum-v0"], r"Pendulum-v0.*deprecated.*Pendulum-v1"),
     (["train", "ppo", "--env", "gym:CartPole-v9"], r"version `v9`.*doesn't exist"),
+    (["train", "ppo", "--env", "atari:Breakoutt"], r"unknown Atari game 'Breakoutt'.*Breakout"),
     (["train", "ppo", "--env", "gym:FrozenLake-v1"], r"flat \(1-d Box\) observations, got Disc"),
     (["train", "ppo", "--env", "gym:Blackjack-v1"], r"unsupported observation space Tuple"),
     (["train", "sac", "--env", "gym:CartPole-v1"], r"1-d Box action space, got Discrete\(2\)"),

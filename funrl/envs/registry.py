@@ -53,9 +53,10 @@ def register(env_id: str, factory: Factory, *, overwrite: bool = False) -> None:
     """
     if not isinstance(env_id, str) or not env_id:
         raise TypeError(f"register: env_id must be a non-empty str, got {env_id!r}")
-    if env_id.startswith("gym:"):
+    if env_id.startswith(("gym:", "atari:")):
         raise ValueError(
-            f"register: the 'gym:' prefix is reserved for the Gymnasium bridge ({env_id!r})"
+            f"register: the 'gym:' and 'atari:' prefixes are reserved for the Gymnasium "
+            f"bridge ({env_id!r})"
         )
     if not callable(factory):
         raise TypeError(f"register: factory for {env_id!r} must be callable, got {factory!r}")
@@ -136,7 +137,8 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
     """``(env, params)`` for a registered id; ``kwargs`` go to the factory.
 
     Args:
-      env_id: a registered id (see :func:`registered`) or ``"gym:<gymnasium id>"``.
+      env_id: a registered id (see :func:`registered`), ``"gym:<gymnasium id>"`` or
+        ``"atari:<game>"`` (:mod:`funrl.envs.atari`).
       num_envs: if given, the env is wrapped in ``VecEnv(env, num_envs)`` (a gym id gets a
         Gymnasium vector env instead; pass ``vectorization="async"`` for subprocesses).  A
         registered host env (``env.is_host_bridge``) cannot be vmapped: its factory is
@@ -149,6 +151,10 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
         raise TypeError(f"make: env_id must be a str, got {type(env_id).__name__}")
     if env_id.startswith("gym:"):
         return make_gymnasium(env_id[len("gym:") :], num_envs=num_envs, **kwargs)
+    if env_id.startswith("atari:"):  # ALE with the standard preprocessing (a host env)
+        from funrl.envs.atari import make_atari
+
+        return make_atari(env_id[len("atari:") :], num_envs=num_envs, **kwargs), None
     if env_id not in _REGISTRY:
         gym_hint = gymnasium_hint(env_id)
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=3, cutoff=0.5)
