@@ -213,7 +213,7 @@ def _apply_sets(
 def _check_env(env_id: str) -> None:
     from funrl.envs.registry import gymnasium_hint, registered
 
-    if env_id.startswith(("gym:", "atari:")):
+    if env_id.startswith(("gym:", "atari:", "dmc:")):
         return
     if env_id not in registered():
         gym_hint = gymnasium_hint(env_id)

@@ -383,6 +383,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "Atari games as atari:<Game> (e.g. atari:Breakout; the atari extra): ALE with the "
         "standard preprocessing, 4x84x84 frames (ppo, a2c, dqn)"
     )
+    print("DM Control tasks as dmc:<domain>-<task> (e.g. dmc:cartpole-swingup; dm-control extra)")
     return 0
 
 

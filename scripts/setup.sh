@@ -17,8 +17,8 @@ fi
 stamp=.venv/.funrl-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing funrl[test,dev,progress,plot,video,tensorboard,mujoco,atari,minatar] into .venv"
-  "$VPY" -m pip install -q -e ".[test,dev,progress,plot,video,tensorboard,mujoco,atari,minatar]"
-  "$VPY" -c "import funrl, torch, gymnasium, hypothesis, mujoco, ale_py, cv2, minatar"
+  echo "[setup] installing funrl[test,dev,progress,plot,video,tensorboard,mujoco,atari,minatar,dm-control] into .venv"
+  "$VPY" -m pip install -q -e ".[test,dev,progress,plot,video,tensorboard,mujoco,atari,minatar,dm-control]"
+  "$VPY" -c "import funrl, torch, gymnasium, hypothesis, mujoco, ale_py, cv2, minatar, dm_control.suite"
   echo "$want" > "$stamp"
 fi

@@ -53,10 +53,10 @@ def register(env_id: str, factory: Factory, *, overwrite: bool = False) -> None:
     """
     if not isinstance(env_id, str) or not env_id:
         raise TypeError(f"register: env_id must be a non-empty str, got {env_id!r}")
-    if env_id.startswith(("gym:", "atari:")):
+    if env_id.startswith(("gym:", "atari:", "dmc:")):
         raise ValueError(
-            f"register: the 'gym:' and 'atari:' prefixes are reserved for the Gymnasium "
-            f"bridge ({env_id!r})"
+            f"register: the 'gym:', 'atari:' and 'dmc:' prefixes are reserved for the "
+            f"Gymnasium bridge ({env_id!r})"
         )
     if not callable(factory):
         raise TypeError(f"register: factory for {env_id!r} must be callable, got {factory!r}")
@@ -137,8 +137,9 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
     """``(env, params)`` for a registered id; ``kwargs`` go to the factory.
 
     Args:
-      env_id: a registered id (see :func:`registered`), ``"gym:<gymnasium id>"`` or
-        ``"atari:<game>"`` (:mod:`funrl.envs.atari`).
+      env_id: a registered id (see :func:`registered`), ``"gym:<gymnasium id>"``,
+        ``"atari:<game>"`` (:mod:`funrl.envs.atari`) or ``"dmc:<domain>-<task>"``
+        (:mod:`funrl.envs.dm_control`).
       num_envs: if given, the env is wrapped in ``VecEnv(env, num_envs)`` (a gym id gets a
         Gymnasium vector env instead; pass ``vectorization="async"`` for subprocesses).  A
         registered host env (``env.is_host_bridge``) cannot be vmapped: its factory is
@@ -155,6 +156,10 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
         from funrl.envs.atari import make_atari
 
         return make_atari(env_id[len("atari:") :], num_envs=num_envs, **kwargs), None
+    if env_id.startswith("dmc:"):  # a DeepMind Control Suite task (a host env)
+        from funrl.envs.dm_control import make_dmc
+
+        return make_dmc(env_id[len("dmc:") :], num_envs=num_envs, **kwargs), None
     if env_id not in _REGISTRY:
         gym_hint = gymnasium_hint(env_id)
         close = difflib.get_close_matches(env_id, list(_REGISTRY), n=3, cutoff=0.5)
