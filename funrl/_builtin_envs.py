@@ -10,6 +10,7 @@ BUILTIN_ENVS: tuple[tuple[str, str, str], ...] = (
     ("MountainCar-v0", "funrl.envs.classic_control", "MountainCar"),
     ("MountainCarContinuous-v0", "funrl.envs.classic_control", "MountainCarContinuous"),
     ("Pendulum-v1", "funrl.envs.classic_control", "Pendulum"),
+    ("MinAtar-Breakout-v1", "funrl.envs.minatar", "Breakout"),
     ("funrl/ConstantReward-v0", "funrl.envs.probes", "ConstantReward"),
     ("funrl/ObservationReward-v0", "funrl.envs.probes", "ObservationReward"),
     ("funrl/ActionReward-v0", "funrl.envs.probes", "ActionReward"),

@@ -102,7 +102,10 @@ BAD_INPUT = [
     (["train", "ppo", "--env", "gym:Pendulum-v0"], r"Pendulum-v0.*deprecated.*Pendulum-v1"),
     (["train", "ppo", "--env", "gym:CartPole-v9"], r"version `v9`.*doesn't exist"),
     (["train", "ppo", "--env", "atari:Breakoutt"], r"unknown Atari game 'Breakoutt'.*Breakout"),
-    (["train", "ppo", "--env", "gym:FrozenLake-v1"], r"flat \(1-d Box\) observations, got Disc"),
+    (
+        ["train", "ppo", "--env", "gym:FrozenLake-v1"],
+        r"flat \(1-d\) or image \(3-d\) Box observations, got Disc",
+    ),
     (["train", "ppo", "--env", "gym:Blackjack-v1"], r"unsupported observation space Tuple"),
     (["train", "sac", "--env", "gym:CartPole-v1"], r"1-d Box action space, got Discrete\(2\)"),
     (["train", "ppo", "--set", "lrr=1"], r"unknown field 'lrr' for ppo. Did you mean lr"),

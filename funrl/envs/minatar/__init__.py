@@ -1,0 +1,26 @@
+"""MinAtar games (Young & Tian 2019) in pure torch, matching the ``minatar`` package step for step.
+
+``Breakout`` (id ``"MinAtar-Breakout-v1"``: MinAtar's minimal action set, as Gymnasium's
+``MinAtar/Breakout-v1``).  Observations are ``[10, 10, channels]`` float32 grids (channels
+last, as ``minatar``'s ``state()``).  See :mod:`funrl.envs.base` for the ``reset``/``step``
+contract.
+
+Example::
+
+    >>> import torch, funrl.random as R
+    >>> from funrl.envs import VecEnv
+    >>> from funrl.envs.minatar import Breakout
+    >>> venv = VecEnv(Breakout(), 8)
+    >>> obs, state = venv.reset(R.key(0))
+    >>> obs.shape
+    torch.Size([8, 10, 10, 4])
+"""
+
+from funrl.envs.minatar.breakout import (
+    MINIMAL_ACTION_SET,
+    Breakout,
+    BreakoutParams,
+    BreakoutState,
+)
+
+__all__ = ["MINIMAL_ACTION_SET", "Breakout", "BreakoutParams", "BreakoutState"]
