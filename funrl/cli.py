@@ -375,6 +375,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("algorithms: " + ", ".join(ALGOS))
     print("environments: " + ", ".join(sorted(e[0] for e in BUILTIN_ENVS)))
     print(
+        "  torch envs: every algorithm that fits the action space, compiled end to end and "
+        "vmapped over populations; MinAtar-Breakout-v1 has image observations: ppo, a2c, dqn"
+    )
+    print(
         "any Gymnasium id with flat Box observations and a Discrete or Box action space "
         "trains with every algorithm as gym:<id> (e.g. gym:InvertedPendulum-v5 with the "
         "mujoco extra): host env, its step runs eagerly, no populations"
