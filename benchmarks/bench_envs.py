@@ -39,6 +39,7 @@ import os
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -53,6 +54,21 @@ def _timed(fn: Callable[[], int], min_seconds: float) -> float:
         dt = time.perf_counter() - t0
         if dt >= min_seconds:
             return steps / dt
+
+
+def stepping(fn: Callable[..., Any], key: Any, state: Any, iters: int, n: int) -> Callable[[], int]:
+    """``run() -> env steps``: ``iters`` calls of ``fn(key, state) -> (key, state, ...)``
+    over ``n`` envs, carrying key and state from one ``run`` to the next (for :func:`_timed`)."""
+    carry = {"key": key, "state": state}
+
+    def run() -> int:
+        k, s = carry["key"], carry["state"]
+        for _ in range(iters):
+            k, s, *_ = fn(k, s)
+        carry["key"], carry["state"] = k, s
+        return iters * n
+
+    return run
 
 
 def bench_gymnasium(seconds: float) -> list[Row]:
@@ -110,19 +126,9 @@ def bench_funrl(sizes: list[int], seconds: float, compile_: bool) -> list[Row]:
         _, state0 = vmap(env.reset, in_dims=(0, None))(R.split(R.key(1), n), params)
         iters = max(10, 20000 // n)
 
-        def loop(fn, key=key0, state=state0, iters=iters, n=n) -> Callable[[], int]:
-            carry = {"key": key, "state": state}
-
-            def run() -> int:
-                k, s = carry["key"], carry["state"]
-                for _ in range(iters):
-                    k, s, *_ = fn(k, s)
-                carry["key"], carry["state"] = k, s
-                return iters * n
-
-            return run
-
-        rows.append((f"funrl eager vmap({n})", _timed(loop(step), seconds), ""))
+        rows.append(
+            (f"funrl eager vmap({n})", _timed(stepping(step, key0, state0, iters, n), seconds), "")
+        )
         if compile_:
             cstep = funrl.compile(step)
             t0 = time.perf_counter()
@@ -131,7 +137,7 @@ def bench_funrl(sizes: list[int], seconds: float, compile_: bool) -> list[Row]:
             # dynamo specialises once more on the second call.  Both count as compile time.
             k, s, *_ = cstep(k, s)
             compile_s = time.perf_counter() - t0
-            rate = _timed(loop(cstep, key=k, state=s), seconds)
+            rate = _timed(stepping(cstep, k, s, iters, n), seconds)
             rows.append((f"funrl compiled vmap({n})", rate, f"compile {compile_s:.1f} s"))
     return rows
 

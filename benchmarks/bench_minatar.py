@@ -21,19 +21,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 
 import numpy as np
-
-
-def _timed(fn: Callable[[], int], min_seconds: float) -> float:
-    """Steps/s of ``fn`` (which returns how many env-steps it did), repeated for a while."""
-    steps, t0 = 0, time.perf_counter()
-    while True:
-        steps += fn()
-        dt = time.perf_counter() - t0
-        if dt >= min_seconds:
-            return steps / dt
+from bench_envs import _timed, stepping  # the same timing as the CartPole benchmark
 
 
 def bench_minatar(seconds: float) -> list[tuple[str, float, str]]:
@@ -85,25 +75,19 @@ def bench_funrl(sizes: list[int], seconds: float) -> list[tuple[str, float, str]
         key0 = R.key(0)
         iters = max(10, 20000 // n)
 
-        def loop(fn, key=key0, state=state0, iters=iters, n=n) -> Callable[[], int]:
-            carry = {"key": key, "state": state}
-
-            def run() -> int:
-                k, s = carry["key"], carry["state"]
-                for _ in range(iters):
-                    k, s, *_ = fn(k, s)
-                carry["key"], carry["state"] = k, s
-                return iters * n
-
-            return run
-
-        rows.append((f"funrl eager VecEnv({n})", _timed(loop(step), seconds), ""))
+        rows.append(
+            (
+                f"funrl eager VecEnv({n})",
+                _timed(stepping(step, key0, state0, iters, n), seconds),
+                "",
+            )
+        )
         cstep = funrl.compile(step)
         t0 = time.perf_counter()
         k, s, *_ = cstep(key0, state0)
         k, s, *_ = cstep(k, s)  # the carried key is a strided view: one more specialisation
         compile_s = time.perf_counter() - t0
-        rate = _timed(loop(cstep, key=k, state=s), seconds)
+        rate = _timed(stepping(cstep, k, s, iters, n), seconds)
         rows.append((f"funrl compiled VecEnv({n})", rate, f"compile {compile_s:.1f} s"))
     return rows
 

@@ -17,3 +17,8 @@ BUILTIN_ENVS: tuple[tuple[str, str, str], ...] = (
     ("funrl/ContinuousActionReward-v0", "funrl.envs.probes", "ContinuousActionReward"),
     ("funrl/TwoStepDiscount-v0", "funrl.envs.probes", "TwoStepDiscount"),
 )
+
+#: Id prefixes of the host envs the registry builds itself: ``gym:<id>`` (any Gymnasium
+#: env), ``atari:<Game>`` (:mod:`funrl.envs.atari`), ``dmc:<domain>-<task>``
+#: (:mod:`funrl.envs.dm_control`).
+HOST_PREFIXES: tuple[str, ...] = ("gym:", "atari:", "dmc:")

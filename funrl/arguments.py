@@ -211,9 +211,10 @@ def _apply_sets(
 
 
 def _check_env(env_id: str) -> None:
+    from funrl._builtin_envs import HOST_PREFIXES
     from funrl.envs.registry import gymnasium_hint, registered
 
-    if env_id.startswith(("gym:", "atari:", "dmc:")):
+    if env_id.startswith(HOST_PREFIXES):
         return
     if env_id not in registered():
         gym_hint = gymnasium_hint(env_id)

@@ -85,7 +85,12 @@ def act_step(
     policy: Policy,
 ) -> Callable[[CollectorState, Any], tuple[torch.Tensor, Any, torch.Tensor, torch.Tensor]]:
     """The policy half of a collector step: ``act(carry, policy_params) -> (action, extras,
-    k_env, k_next)``, the keys the env half steps with and carries on (pure: compile it)."""
+    k_env, k_next)`` (pure: compile it).
+
+    ``carry.obs`` is ``[*batch, *obs_shape]``; ``action`` ``[*batch, *action_shape]`` and
+    ``extras`` (``[*batch, ...]`` leaves) are what ``policy`` returns for it; ``k_env`` and
+    ``k_next`` (``[2]`` each) are the keys the env half steps with and carries on.
+    """
 
     def act(
         carry: CollectorState, policy_params: Any
@@ -101,8 +106,9 @@ def env_step(
     env: Environment,
 ) -> Callable[..., tuple[CollectorState, Transition]]:
     """The env half of a collector step: ``step(carry, action, extras, k_env, k_next,
-    env_params) -> (carry, transition)``.  For a pure env it is pure; for a host env
-    (``env.is_host_bridge``) it steps the simulator and must run eagerly."""
+    env_params) -> (carry, transition)`` with :func:`act_step`'s outputs; the transition's
+    fields are ``[*batch, ...]`` (see :class:`Transition`).  For a pure env it is pure; for
+    a host env (:func:`is_host`) it steps the simulator and must run eagerly."""
 
     def step(
         carry: CollectorState,
@@ -139,14 +145,7 @@ def make_step(
     ``policy(policy_params, obs, key) -> (action, extras)`` acts on the (batched) ``obs``.
     It is :func:`act_step` followed by :func:`env_step`.
     """
-    act, step_env = act_step(policy), env_step(env)
-
-    def step(
-        carry: CollectorState, policy_params: Any, env_params: Any
-    ) -> tuple[CollectorState, Transition]:
-        return step_env(carry, *act(carry, policy_params), env_params)
-
-    return step
+    return _then(act_step(policy), env_step(env))
 
 
 def make_unit_step(
@@ -158,12 +157,18 @@ def make_unit_step(
     Both give the same numbers for the same env."""
     if not is_host(env):
         return units(make_step(env, policy), "collect")
-    u_act, step_env = units(act_step(policy), "act"), env_step(env)
+    return _then(units(act_step(policy), "act"), env_step(env))
+
+
+def _then(
+    act: Callable[..., tuple[Any, ...]], step_env: Callable[..., tuple[CollectorState, Transition]]
+) -> Callable[[CollectorState, Any, Any], tuple[CollectorState, Transition]]:
+    """The collector step ``step_env(carry, *act(carry, policy_params), env_params)``."""
 
     def step(
         carry: CollectorState, policy_params: Any, env_params: Any
     ) -> tuple[CollectorState, Transition]:
-        return step_env(carry, *u_act(carry, policy_params), env_params)
+        return step_env(carry, *act(carry, policy_params), env_params)
 
     return step
 

@@ -11,9 +11,6 @@ the actions are bit-identical to ``algo.act``'s mapped into the env's action bou
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import warnings
 
 import pytest
@@ -24,6 +21,8 @@ from funrl import export, tree
 from funrl.algos import ddpg, dqn, sac, td3
 from funrl.algos.common import env_action
 
+from .test_export import _run_clean
+
 _OFF = dict(num_envs=2, batch_size=16, learning_starts=16, buffer_size=64, hidden=(32,))
 # name: (module, Config, updates); learning starts after 8 updates
 CASES = {
@@ -33,24 +32,6 @@ CASES = {
     "td3": (td3, td3.Config(env="Pendulum-v1", **_OFF), 12),
     "ddpg": (ddpg, ddpg.Config(env="Pendulum-v1", **_OFF), 12),
 }
-
-_CLEAN = textwrap.dedent(
-    """
-    import sys
-
-    class _Block:
-        @staticmethod
-        def find_spec(name, path=None, target=None):
-            if name == "funrl" or name.startswith("funrl."):
-                raise ImportError("funrl is blocked in this process")
-            return None
-
-    sys.meta_path.insert(0, _Block)
-    import torch
-    jobs = torch.load(sys.argv[1])
-    torch.save([torch.export.load(path).module()(obs) for path, obs in jobs], sys.argv[2])
-    """
-)
 
 
 def _trained(name):
@@ -115,14 +96,8 @@ def test_exported_policy_acts_like_algo_act(exported, name):
 
 
 def test_artifacts_run_without_funrl(exported, tmp_path):
-    jobs = [(str(art.path), obs) for _, _, art, obs in exported.values()]
-    torch.save(jobs, tmp_path / "jobs.pt")
-    proc = subprocess.run(
-        [sys.executable, "-I", "-c", _CLEAN, str(tmp_path / "jobs.pt"), str(tmp_path / "out.pt")],
-        cwd=tmp_path, capture_output=True, text=True, env={"OMP_NUM_THREADS": "1"}, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = torch.load(tmp_path / "out.pt")
+    jobs = [("torch.export", art.path, obs) for _, _, art, obs in exported.values()]
+    got = _run_clean(tmp_path, jobs)  # one interpreter that cannot import funrl
     for (algo, state, _, obs), actions in zip(exported.values(), got):
         want = env_action(algo.env_stack, algo.act(algo.act_params(state), obs))
         torch.testing.assert_close(actions, want, rtol=0, atol=0)

@@ -12,6 +12,7 @@ import torch
 
 from funrl import optim, tree
 from funrl import random as R
+from funrl.collectors import CollectorState, is_host
 from funrl.envs.base import Environment
 from funrl.envs.registry import make as make_env
 from funrl.envs.spaces import Box, Discrete
@@ -137,11 +138,10 @@ class EnvStack:
       env_params: the base env's default params (``None`` for a host env).
       eval_env: the base env with the same action wrappers, unnormalised observations
         (``act`` normalises with the training statistics).
-      obs_dim: flat observation size (``prod(obs_shape)``).
-      action_space: the base env's action space.
-      normalizer: the ``NormalizeObservation`` wrapper, if any.
       obs_shape: one observation's shape: ``(obs_dim,)``, or ``(H, W, C)`` / ``(C, H, W)``
         for images (the default networks then put an image encoder first).
+      action_space: the base env's action space.
+      normalizer: the ``NormalizeObservation`` wrapper, if any.
       vector: ``vector(n)``: ``n`` evaluation envs as one batched env (default: a
         ``VecEnv`` of ``eval_env``; for a host env a new Gymnasium vector env with the
         action wrapper).
@@ -150,15 +150,15 @@ class EnvStack:
     env: Environment
     env_params: Any
     eval_env: Environment
-    obs_dim: int
+    obs_shape: tuple[int, ...]
     action_space: Any
     normalizer: NormalizeObservation | None
     vector: Callable[[int], Environment] | None = None
-    obs_shape: tuple[int, ...] = ()
 
-    def __post_init__(self) -> None:
-        if not self.obs_shape:
-            object.__setattr__(self, "obs_shape", (self.obs_dim,))
+    @property
+    def obs_dim(self) -> int:
+        """The flat observation size, ``prod(obs_shape)``."""
+        return math.prod(self.obs_shape)
 
     @property
     def images(self) -> bool:
@@ -169,7 +169,7 @@ class EnvStack:
     def host(self) -> bool:
         """Whether the env is a host env (a Gymnasium bridge): it steps outside torch, so
         an algorithm compiles only its pure parts around it and cannot vmap it."""
-        return bool(getattr(self.env, "is_host_bridge", False))
+        return is_host(self.env)
 
     def obs_moments(self, env_state: Any) -> Any:
         """The running observation moments in ``env_state`` (``None`` without normalisation)."""
@@ -200,8 +200,6 @@ def restart_episodes(stack: EnvStack, state: Any) -> Any:
     in the checkpoint."""
     if not stack.host:
         return state
-    from funrl.collectors import CollectorState
-
     carry = state.collector
     k_reset, k_carry = R.split(carry.key)
     obs, env_state = stack.restart(k_reset, carry.env_state)
@@ -234,7 +232,7 @@ def make_env_stack(
     ``reward_gamma`` is the discount of the running return that ``ScaleReward`` divides by.
     """
     base, env_params = make_env(env_id)
-    host = bool(getattr(base, "is_host_bridge", False))
+    host = is_host(base)
     space = base.action_space(env_params)
     obs_space = base.observation_space(env_params)
     if not isinstance(obs_space, Box) or len(obs_space.shape) not in (1, 3):
@@ -270,9 +268,7 @@ def make_env_stack(
         normalizer = NormalizeObservation(env)
         env = normalizer
     obs_shape = tuple(int(n) for n in obs_space.shape)
-    return EnvStack(
-        env, env_params, single, math.prod(obs_shape), space, normalizer, vector, obs_shape
-    )
+    return EnvStack(env, env_params, single, obs_shape, space, normalizer, vector)
 
 
 def _unwrapped(env: Environment) -> Environment:

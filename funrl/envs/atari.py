@@ -140,6 +140,24 @@ def _wrappers(
     return wrap
 
 
+def _game_id(game: str) -> str:
+    """``ALE/<game>-v5``, once the extras and the game are checked (one-line errors)."""
+    import difflib
+
+    import gymnasium as gym
+
+    gym.register_envs(_require())
+    env_id = f"ALE/{game}-v5"
+    if env_id not in gym.envs.registry:
+        games = sorted(
+            k[4:-3] for k in gym.envs.registry if k.startswith("ALE/") and k.endswith("-v5")
+        )
+        close = difflib.get_close_matches(game, games, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"make: unknown Atari game {game!r}{hint}")
+    return env_id
+
+
 def gym_env(
     game: str,
     *,
@@ -157,17 +175,7 @@ def gym_env(
     (``evaluation=True``: without episodic life and reward clipping)."""
     import gymnasium as gym
 
-    gym.register_envs(_require())
-    env_id = f"ALE/{game}-v5"
-    if env_id not in gym.envs.registry:
-        import difflib
-
-        games = sorted(
-            k[4:-3] for k in gym.envs.registry if k.startswith("ALE/") and k.endswith("-v5")
-        )
-        close = difflib.get_close_matches(game, games, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"make: unknown Atari game {game!r}{hint}")
+    env_id = _game_id(game)
     wrap = _wrappers(noop_max, frame_skip, screen_size, frame_stack,
                      episodic_life=not evaluation, clip_rewards=not evaluation,
                      fire_reset=fire_reset)  # fmt: skip
@@ -196,7 +204,7 @@ def make_atari(
         raise ValueError(
             f"make_atari: vectorization must be 'sync' or 'async', got {vectorization!r}"
         )
-    gym_env(game, evaluation=evaluation, **options).close()  # checks the game and extras
+    _game_id(game)  # the extras and the game, checked before any env is built
     if num_envs is None:
         return GymnasiumEnv(gym_env(game, evaluation=evaluation, **options))
     fns = [lambda: gym_env(game, evaluation=evaluation, **options)] * num_envs

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from funrl._builtin_envs import BUILTIN_ENVS
+from funrl._builtin_envs import BUILTIN_ENVS, HOST_PREFIXES
 from funrl.envs.base import Environment
 from funrl.envs.vector import VecEnv
 
@@ -54,10 +54,10 @@ def register(env_id: str, factory: Factory, *, overwrite: bool = False) -> None:
     """
     if not isinstance(env_id, str) or not env_id:
         raise TypeError(f"register: env_id must be a non-empty str, got {env_id!r}")
-    if env_id.startswith(("gym:", "atari:", "dmc:")):
+    if env_id.startswith(HOST_PREFIXES):
         raise ValueError(
-            f"register: the 'gym:', 'atari:' and 'dmc:' prefixes are reserved for the "
-            f"Gymnasium bridge ({env_id!r})"
+            f"register: the prefixes {', '.join(map(repr, HOST_PREFIXES))} are reserved for "
+            f"the Gymnasium bridge ({env_id!r})"
         )
     if not callable(factory):
         raise TypeError(f"register: factory for {env_id!r} must be callable, got {factory!r}")

@@ -67,24 +67,39 @@ class _Residual(tnn.Module):
         return x + self.conv1(torch.relu(y))
 
 
-def _check_shape(name: str, obs_shape: Sequence[int]) -> tuple[int, int, int]:
+Shape = tuple[int, int, int]
+
+
+def _frames(name: str, obs_shape: Sequence[int], channels_last: bool) -> tuple[Shape, Shape]:
+    """``(obs_shape, (C, H, W))``, checked."""
     shape = tuple(obs_shape)
     if len(shape) != 3 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"{name}: obs_shape must be 3 positive ints, got {obs_shape!r}")
-    return shape  # type: ignore[return-value]
+    chw = (shape[2], shape[0], shape[1]) if channels_last else shape
+    return shape, chw  # type: ignore[return-value]
+
+
+def _flat_size(layers: list[tnn.Module], chw: Shape) -> int:
+    """The output size of ``layers`` on one ``chw`` frame (computed on the meta device)."""
+    with torch.device("meta"):
+        return int(tnn.Sequential(*layers)(torch.empty(1, *chw)).shape[-1])
+
+
+def _linear_head(layers: list[tnn.Module], chw: Shape, features: int) -> list[tnn.Module]:
+    """``layers`` then a ``features``-unit linear layer and a ReLU."""
+    return [*layers, tnn.Linear(_flat_size(layers, chw), features, device="meta"), tnn.ReLU()]
 
 
 def _encoder(
     name: str,
     body: list[tnn.Module],
-    obs_shape: tuple[int, int, int],
+    obs_shape: Shape,
+    chw: Shape,
     channels_last: bool,
     init: str | Initializer,
 ) -> Encoder:
     module = tnn.Sequential(*body)  # on channels-first frames (the same names either way)
-    chw = (obs_shape[2], obs_shape[0], obs_shape[1]) if channels_last else obs_shape
-    with torch.device("meta"):
-        features = int(module(torch.empty(1, *chw)).shape[-1])
+    features = _flat_size(body, chw)
     inner = from_module(module, init)
     n = len(obs_shape)
 
@@ -109,10 +124,9 @@ def minatar_cnn(
 ) -> Encoder:
     """MinAtar's encoder: ``Conv2d(C, channels, 3) -> ReLU -> flatten``
     (``channels * (H - 2) * (W - 2)`` features; 1024 for a 10x10 MinAtar frame)."""
-    shape = _check_shape("minatar_cnn", obs_shape)
-    c = shape[2] if channels_last else shape[0]
-    body = [tnn.Conv2d(c, channels, 3, device="meta"), tnn.ReLU(), tnn.Flatten(-3)]
-    return _encoder("minatar_cnn", body, shape, channels_last, init)
+    shape, chw = _frames("minatar_cnn", obs_shape, channels_last)
+    body = [tnn.Conv2d(chw[0], channels, 3, device="meta"), tnn.ReLU(), tnn.Flatten(-3)]
+    return _encoder("minatar_cnn", body, shape, chw, channels_last, init)
 
 
 def nature_cnn(
@@ -124,17 +138,15 @@ def nature_cnn(
     """The DQN Nature network's encoder (Mnih et al., 2015) on ``(C, 84, 84)`` frames
     (any size the convolutions fit): three convolutions, a ``features``-unit linear layer
     and ReLUs.  Inputs are used as given: scale uint8 frames to [0, 1] before."""
-    shape = _check_shape("nature_cnn", obs_shape)
-    c = shape[2] if channels_last else shape[0]
+    shape, chw = _frames("nature_cnn", obs_shape, channels_last)
     convs = [
-        tnn.Conv2d(c, 32, 8, stride=4, device="meta"), tnn.ReLU(),
+        tnn.Conv2d(chw[0], 32, 8, stride=4, device="meta"), tnn.ReLU(),
         tnn.Conv2d(32, 64, 4, stride=2, device="meta"), tnn.ReLU(),
         tnn.Conv2d(64, 64, 3, stride=1, device="meta"), tnn.ReLU(),
         tnn.Flatten(-3),
     ]  # fmt: skip
-    flat = _flat_size(convs, shape, channels_last)
-    body = [*convs, tnn.Linear(flat, features, device="meta"), tnn.ReLU()]
-    return _encoder("nature_cnn", body, shape, channels_last, init)
+    body = _linear_head(convs, chw, features)
+    return _encoder("nature_cnn", body, shape, chw, channels_last, init)
 
 
 def impala_cnn(
@@ -147,9 +159,9 @@ def impala_cnn(
     """IMPALA's residual encoder (Espeholt et al., 2018): per stage a 3x3 convolution, a
     3x3 max-pool of stride 2 and two residual blocks; then ReLU, flatten, a
     ``features``-unit linear layer and a ReLU."""
-    shape = _check_shape("impala_cnn", obs_shape)
-    c = shape[2] if channels_last else shape[0]
+    shape, chw = _frames("impala_cnn", obs_shape, channels_last)
     layers: list[tnn.Module] = []
+    c = chw[0]
     for out in channels:
         layers += [
             tnn.Conv2d(c, out, 3, padding=1, device="meta"),
@@ -159,15 +171,8 @@ def impala_cnn(
         ]
         c = out
     layers += [tnn.ReLU(), tnn.Flatten(-3)]
-    flat = _flat_size(layers, shape, channels_last)
-    body = [*layers, tnn.Linear(flat, features, device="meta"), tnn.ReLU()]
-    return _encoder("impala_cnn", body, shape, channels_last, init)
-
-
-def _flat_size(layers: list[tnn.Module], shape: tuple[int, int, int], channels_last: bool) -> int:
-    chw = (shape[2], shape[0], shape[1]) if channels_last else shape
-    with torch.device("meta"):
-        return int(tnn.Sequential(*layers)(torch.empty(1, *chw)).shape[-1])
+    body = _linear_head(layers, chw, features)
+    return _encoder("impala_cnn", body, shape, chw, channels_last, init)
 
 
 def encoded(encoder: Model, head: Model, obs_shape: Sequence[int] | None = None) -> Model:
