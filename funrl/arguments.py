@@ -169,13 +169,16 @@ class Run(NamedTuple):
       module: the algorithm's module (``funrl.algos.ppo``).
       config: its ``Config``, validated.
       hparams: ``HParams.create(**overrides)``, checked.
-      overrides: the HParams fields the TOML file and ``--set`` gave (for populations).
+      overrides: the HParams fields the preset, the TOML file and ``--set`` gave (for
+        populations).
+      preset: ``"<algo>/<env>"`` of the preset the run started from, if any.
     """
 
     module: Any
     config: Any
     hparams: Any
     overrides: dict[str, Any]
+    preset: str | None = None
 
 
 def _apply_sets(
@@ -224,26 +227,46 @@ def _check_env(env_id: str) -> None:
         raise SystemExit(f"funrl: unknown env {env_id!r}.{hint} See `funrl list`.")
 
 
+def _preset(mod: Any, env: str) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+    """``(config fields, hparams fields, "algo/env")`` of the preset for ``env`` (empty
+    when there is none)."""
+    from funrl import presets
+
+    algo = mod.__name__.rsplit(".", 1)[-1]
+    preset = presets.find(algo, env)
+    if preset is None:
+        return {}, {}, None
+    cfg, hp = preset.split(mod.Config, mod.HParams)
+    return cfg, hp, f"{algo}/{preset.env}"
+
+
 def parse_run(args: argparse.Namespace, base: Any = None) -> Run:
     """The algorithm, config and hyperparameters of parsed run arguments: ``base`` (a
-    resumed run's config), the TOML file, then ``--env``/``--total-steps``, then ``--set``
-    (last wins).  Every error (a typo in a name, a bad value) is a ``SystemExit`` naming
-    close matches, before anything runs."""
+    resumed run's config) or else the preset for the env (:mod:`funrl.presets`, unless
+    ``--no-preset``), the TOML file, then ``--env``/``--total-steps``, then ``--set`` (last
+    wins).  The env is ``--env``, else the TOML file's, the resumed run's or the
+    algorithm's default (``Config.env``).  Every error (a typo in a name, a bad value) is a
+    ``SystemExit`` naming close matches, before anything runs."""
     _import_modules(getattr(args, "imports", None) or [])
     mod = algo_module(args.algo)
     cfg_kwargs, hp_kwargs = _read_toml(args.config, mod) if args.config else ({}, {})
+    env = args.env or cfg_kwargs.get("env") or (base.env if base is not None else None)
+    env = env or mod.Config.env
+    _check_env(env)
+    preset = None
     if base is not None:
         cfg_kwargs = {
             **{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
             **cfg_kwargs,
         }
-    if args.env is not None:
-        cfg_kwargs["env"] = args.env
-    args.env = cfg_kwargs.setdefault("env", "CartPole-v1")
-    _check_env(args.env)
+    elif getattr(args, "preset", True):
+        pre_cfg, pre_hp, preset = _preset(mod, env)
+        cfg_kwargs = {**pre_cfg, **cfg_kwargs}
+        hp_kwargs = {**pre_hp, **hp_kwargs}
+    cfg_kwargs["env"] = args.env = env
     if args.total_steps is not None:
         cfg_kwargs["total_timesteps"] = args.total_steps
-    return _apply_sets(mod, args.set or [], cfg_kwargs, hp_kwargs)
+    return _apply_sets(mod, args.set or [], cfg_kwargs, hp_kwargs)._replace(preset=preset)
 
 
 def make_algo(run: Run) -> Any:
@@ -464,7 +487,18 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     with :func:`parse_run` and :func:`loop_options`)."""
     p.add_argument("algo", help=f"algorithm: {', '.join(ALGOS)}")
     p.add_argument(
-        "--env", default=None, help="environment id (see `funrl list`; default CartPole-v1)"
+        "--env",
+        default=None,
+        help="environment id (see `funrl list`; default: the algorithm's, CartPole-v1 or "
+        "Pendulum-v1)",
+    )
+    p.add_argument(
+        "--preset",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="start from the tuned preset for the env, if there is one (`funrl list ALGO`); "
+        "--config and --set override its fields (default; --no-preset: the Config and "
+        "HParams defaults)",
     )
     p.add_argument(
         "--config",

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import functools
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,8 +115,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     import funrl
 
     what = f"resuming {paths.resume}" if paths.resume else "new run"
+    if paths.resume:
+        settings = "settings of the resumed run"
+    elif run.preset:
+        settings = f"preset {run.preset}"
+    else:
+        settings = "no preset for this env: defaults" if args.preset else "defaults"
     print(
-        f"funrl {funrl.__version__}: {args.algo} on {args.env}, seed {args.seed}, "
+        f"funrl {funrl.__version__}: {args.algo} on {args.env} ({settings}), seed {args.seed}, "
         f"{run.config.total_timesteps:,} steps, compile={'on' if args.compile else 'off'}, "
         f"{torch.get_num_threads()} thread(s), {what} -> {paths.out}",
         flush=True,
@@ -369,8 +377,38 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return subprocess.run(cmd, check=False).returncode
 
 
+def _list_presets(algo: str) -> int:
+    from funrl import presets
+
+    print(
+        f"{algo} presets (funrl/presets/{algo}.toml; `funrl train {algo} --env ENV` starts "
+        "from them, --set/--config override, --no-preset skips):"
+    )
+    for env in presets.available(algo)[algo]:
+        p = presets.find(algo, env)
+        assert p is not None
+        fields = ", ".join(f"{k}={v}" for k, v in p.fields.items())
+        print(f"  {env}: {fields}")
+        facts = []
+        if p.threshold is not None:
+            facts.append(f"threshold {p.threshold:g}")
+        if p.reference is not None:
+            r = p.reference
+            facts.append(f"reference {r.source} {r.mean_return:g} at {r.env_steps:,} steps")
+        if p.skip:
+            facts.append(f"not run by the zoo: {p.skip}")
+        if facts:
+            print(f"    ({'; '.join(facts)})")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from funrl._builtin_envs import BUILTIN_ENVS  # plain data: no torch import
+
+    if args.algo is not None:
+        if args.algo not in ALGOS:
+            algo_module(args.algo)  # the one-line error with close matches
+        return _list_presets(args.algo)
 
     print("algorithms: " + ", ".join(ALGOS))
     print("environments: " + ", ".join(sorted(e[0] for e in BUILTIN_ENVS)))
@@ -388,6 +426,47 @@ def cmd_list(args: argparse.Namespace) -> int:
         "standard preprocessing, 4x84x84 frames (ppo, a2c, dqn)"
     )
     print("DM Control tasks as dmc:<domain>-<task> (e.g. dmc:cartpole-swingup; dm-control extra)")
+    from funrl import presets
+
+    print("presets (`funrl train ALGO --env ENV` starts from them; `funrl list ALGO` shows them):")
+    for algo, envs in presets.available().items():
+        print(f"  {algo}: {', '.join(envs)}")
+    return 0
+
+
+def cmd_zoo(args: argparse.Namespace) -> int:
+    from funrl import zoo
+
+    out = args.out
+    if args.action == "report":
+        print(zoo.report(out), end="")
+        print(f"written: {Path(out) / 'README.md'}", flush=True)
+        return 0
+    try:
+        chosen = zoo.selected(args.algo, args.env, skipped=bool(args.env))
+    except ValueError as e:
+        raise SystemExit(f"funrl zoo: {e}") from None
+    import torch
+
+    torch.set_num_threads(args.threads)
+    for preset in chosen:
+        print(f"zoo: {preset.algo} on {preset.env}, {args.seeds} seeds ...", flush=True)
+        r = zoo.run(
+            preset.algo,
+            preset.env,
+            seeds=args.seeds,
+            out=out,
+            compile=args.compile,
+            total_timesteps=args.total_steps,
+            progress=not args.quiet,
+        )
+        finals = ", ".join(f"{x:.1f}" for x in r["final"])
+        print(
+            f"zoo: {preset.algo} on {preset.env}: {r['mean']:.1f} +- {r['std']:.1f} "
+            f"[{finals}] after {r['env_steps']:,} steps, {r['wall_s']:.0f} s",
+            flush=True,
+        )
+    print(zoo.report(out), end="")
     return 0
 
 
@@ -487,7 +566,34 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("name", nargs="?", default=None, help="benchmark name (none: list them)")
     b.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the script")
     b.set_defaults(fn=cmd_bench)
-    ls = sub.add_parser("list", help="list algorithms and environments")
+    z = sub.add_parser(
+        "zoo",
+        help="train every preset on 5 seeds and report them",
+        description="`funrl zoo run`: train presets (all, or --algo/--env) on seeds 0..N-1 "
+        "as one vmapped population each and write OUT/<algo>/<env>.json and .png; "
+        "`funrl zoo report`: the results table OUT/README.md.",
+    )
+    z.add_argument("action", choices=("run", "report"))
+    z.add_argument("--algo", action="append", default=None, help="algorithm (repeatable)")
+    z.add_argument("--env", action="append", default=None, help="environment id (repeatable)")
+    z.add_argument("--seeds", type=positive_int, default=5, help="seeds per preset (default 5)")
+    z.add_argument(
+        "--out", default="benchmarks/zoo", help="results folder (default benchmarks/zoo)"
+    )
+    z.add_argument(
+        "--total-steps", type=positive_int, default=None, help="shorten every run (smoke test)"
+    )
+    z.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
+    z.add_argument("--threads", type=positive_int, default=threads, help="torch threads")
+    z.add_argument("--quiet", action="store_true", help="no progress bar")
+    z.set_defaults(fn=cmd_zoo)
+    ls = sub.add_parser(
+        "list",
+        help="list algorithms, environments and presets",
+        description="`funrl list`: algorithms, environments and which presets exist; "
+        "`funrl list ALGO`: that algorithm's presets, field by field.",
+    )
+    ls.add_argument("algo", nargs="?", default=None, help="show this algorithm's presets")
     ls.set_defaults(fn=cmd_list)
     return p
 
@@ -500,6 +606,10 @@ def main(argv: list[str] | None = None) -> int:
     SIGTERM saves its checkpoint and returns 130 or 143.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    import warnings
+
+    formatwarning = warnings.formatwarning
+    warnings.formatwarning = functools.partial(_one_line_warning, formatwarning)  # type: ignore[assignment]
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv  # `train --nproc N` hands its own arguments to the ranks
@@ -510,6 +620,22 @@ def main(argv: list[str] | None = None) -> int:
             print(e.code, file=sys.stderr, flush=True)
             return 2
         raise
+    finally:
+        warnings.formatwarning = formatwarning
+
+
+def _one_line_warning(
+    default: Callable[..., str],
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    line: str | None = None,
+) -> str:
+    """funrl's own warnings as one line (``funrl: warning: ...``); others as ``default``."""
+    if category is UserWarning and filename.startswith(str(Path(__file__).resolve().parent)):
+        return f"funrl: warning: {message}\n"
+    return default(message, category, filename, lineno, line)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple, TypedDict
 
@@ -307,6 +308,8 @@ def run(
             raise ValueError(f"{name} must be >= 1 or None, got {every}")
     if pbt is not None and runner.pbt is None:
         raise ValueError(f"pbt: PBT needs a population, not a {runner.mode} run")
+    if runner.comm.rank == 0:
+        _warn_plan(runner, total, steps_wanted, num_updates, eval_every, target_return)
     if resume is not None:
         state, hparams, scores, start = runner.load(resume)
     else:
@@ -339,7 +342,52 @@ def run(
         step.final = runner.result(step.state, step.hparams)
         for hook in all_hooks:
             hook(step)
+    if runner.comm.rank == 0 and not step.interrupted:
+        _warn_evaluation(step)
     return step
+
+
+def _warn_plan(
+    runner: Runner,
+    total: int,
+    steps_wanted: int | None,
+    num_updates: int | None,
+    eval_every: int | None,
+    target_return: float | None,
+) -> None:
+    """Warn (``UserWarning``) about a run that cannot do what it was asked as configured."""
+    if num_updates is None and steps_wanted is not None and steps_wanted < runner.steps:
+        warnings.warn(
+            f"total_timesteps ({steps_wanted:,}) is less than one update "
+            f"({runner.steps:,} env steps per agent): training one update",
+            stacklevel=3,
+        )
+    if eval_every is not None and eval_every > total:
+        warnings.warn(
+            f"eval_every ({eval_every}) is more than the run's {total} updates: only the "
+            "final evaluation runs",
+            stacklevel=3,
+        )
+    if target_return is not None and (eval_every is None or eval_every >= total):
+        warnings.warn(
+            f"target_return ({target_return:g}) is checked at evaluations, and this run only "
+            "evaluates at the end: it cannot stop early (set eval_every)",
+            stacklevel=3,
+        )
+
+
+def _warn_evaluation(step: Step) -> None:
+    """Warn when the final evaluation has no return (no episode finished in time)."""
+    rets = step.eval_returns
+    if rets.numel() and not bool(torch.isfinite(rets).all()):
+        bad = int((~torch.isfinite(rets)).sum())
+        who = "the agent" if step.runner.size == 1 else f"{bad} of {step.runner.size} agents"
+        warnings.warn(
+            f"evaluation: {who} finished no evaluation episode within the step limit "
+            "(its return is NaN): the episodes are longer than the evaluator's max_steps, "
+            "or the env never ends them",
+            stacklevel=3,
+        )
 
 
 @contextlib.contextmanager

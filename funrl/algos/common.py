@@ -31,6 +31,7 @@ __all__ = [
     "EnvStack",
     "HParams",
     "OptimizerHParams",
+    "PresetConfig",
     "acting",
     "check_hparams_cls",
     "check_hparams_if_concrete",
@@ -389,6 +390,18 @@ def _as_hparam(cls: Any, name: str, v: Any) -> torch.Tensor:
     return t if t.dtype.is_floating_point else t.to(torch.float32)
 
 
+class PresetConfig:
+    """Mixin of every algorithm's ``Config``: :meth:`preset`."""
+
+    @classmethod
+    def preset(cls, env: str, **overrides: Any) -> Any:
+        """This Config from the tuned preset for ``env`` (``funrl/presets/<algo>.toml``),
+        with ``overrides``; ``ValueError`` if there is none (naming those that exist)."""
+        from funrl import presets
+
+        return presets.config_for(cls, env, overrides)
+
+
 class HParams(tree.Struct):
     """Base of every algorithm's sweepable hyperparameters: 0-d float tensors (a population
     adds a leading member dim), declared as ``@tree.struct`` fields with :func:`hparam`.
@@ -430,6 +443,14 @@ class HParams(tree.Struct):
             for f in dataclasses.fields(cls)  # type: ignore[arg-type]
         }
         return cls(**{n: _as_hparam(cls, n, v) for n, v in values.items()})
+
+    @classmethod
+    def preset(cls, env: str, **overrides: Any) -> Any:
+        """``create`` from the tuned preset for ``env`` (``funrl/presets/<algo>.toml``) with
+        ``overrides``; ``ValueError`` if there is none (naming those that exist)."""
+        from funrl import presets
+
+        return presets.hparams_for(cls, env, overrides)
 
     def check(self) -> None:
         """Eager range checks (any leading population dims): ``ValueError`` names the field,

@@ -42,7 +42,7 @@ import torch
 
 from funrl import buffers, collectors, tree
 from funrl import random as R
-from funrl.algos.common import EnvStack, check_units, episode_metrics
+from funrl.algos.common import EnvStack, PresetConfig, check_units, episode_metrics
 from funrl.algos.units import UnitTransform
 from funrl.envs.spaces import Discrete
 
@@ -65,7 +65,7 @@ EPISODE_KEYS = ("episode_done", "episode_return", "episode_length")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(PresetConfig):
     """Static settings every off-policy algorithm shares; each algorithm's Config extends it.
 
     Attributes:

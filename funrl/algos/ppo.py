@@ -63,7 +63,7 @@ __all__ = [
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
+class Config(common.PresetConfig):
     """Static PPO settings (changing one means a new ``make`` and a recompile).
 
     Attributes:
