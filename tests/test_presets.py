@@ -14,6 +14,7 @@ import torch
 
 import funrl
 from funrl import arguments, cli, presets
+from funrl._builtin_envs import HOST_PREFIXES
 from funrl.algos import a2c, dqn, ppo, sac
 from funrl.envs import registry
 
@@ -34,6 +35,9 @@ def test_every_algorithm_has_presets_for_classic_control() -> None:
 @pytest.mark.parametrize(("algo", "env"), ALL, ids=[f"{a}-{e}" for a, e in ALL])
 def test_preset_loads_validates_and_builds(algo: str, env: str) -> None:
     mod = importlib.import_module(f"funrl.algos.{algo}")
+    if env.startswith("atari:"):
+        pytest.importorskip("ale_py")
+        env = env.replace("*", "Breakout")  # a pattern table: one id it matches
     preset = presets.load(algo, env)
     cfg_fields, hp_fields = preset.split(mod.Config, mod.HParams)  # no unknown field
     assert set(cfg_fields) | set(hp_fields) == set(preset.fields)
@@ -44,7 +48,7 @@ def test_preset_loads_validates_and_builds(algo: str, env: str) -> None:
         assert getattr(config, name) == value, name
     for name, value in hp_fields.items():
         assert float(getattr(hparams, name)) == pytest.approx(value, rel=1e-6), name
-    assert env in registry.registered()
+    assert env in registry.registered() or env.startswith(HOST_PREFIXES)
     # Settings an off-policy preset needs to learn at all.
     if hasattr(config, "learning_starts"):
         assert config.learning_starts < config.total_timesteps
@@ -224,3 +228,14 @@ def test_parse_run_namespace_without_preset_attribute() -> None:
     )
     assert arguments.parse_run(ns).preset == "dqn/Acrobot-v1"
     assert torch.is_tensor(arguments.parse_run(ns).hparams.lr)
+
+
+def test_atari_presets_are_cleanrls_published_settings() -> None:
+    from funrl.envs import atari
+
+    ppo_cfg, ppo_hp = presets.find("ppo", "atari:Pong").split(ppo.Config, ppo.HParams)
+    assert {k: ppo_cfg[k] for k in atari.PPO_CONFIG} == atari.PPO_CONFIG
+    assert ppo_hp == pytest.approx(atari.PPO_HPARAMS)
+    dqn_cfg, dqn_hp = presets.find("dqn", "atari:Pong").split(dqn.Config, dqn.HParams)
+    assert {k: dqn_cfg[k] for k in atari.DQN_CONFIG} == atari.DQN_CONFIG
+    assert {k: dqn_hp[k] for k in atari.DQN_HPARAMS} == pytest.approx(atari.DQN_HPARAMS)

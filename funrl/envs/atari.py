@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["DQN_CONFIG", "PPO_CONFIG", "PPO_HPARAMS", "gym_env", "make_atari"]
+__all__ = ["DQN_CONFIG", "DQN_HPARAMS", "PPO_CONFIG", "PPO_HPARAMS", "gym_env", "make_atari"]
 
 #: CleanRL ``ppo_atari.py``: 8 envs x 128 steps, 4 minibatches, 4 epochs, 10M steps.
 PPO_CONFIG: dict[str, Any] = dict(
@@ -54,12 +54,20 @@ PPO_HPARAMS: dict[str, float] = dict(
     lr=2.5e-4, gamma=0.99, gae_lambda=0.95, clip_eps=0.1, ent_coef=0.01, vf_coef=0.5,
     max_grad_norm=0.5,
 )  # fmt: skip
-#: CleanRL ``dqn_atari.py`` (buffer 1M, learning starts 80k, train every 4, target every
-#: 1000): a 1M-frame buffer of float32 84x84x4 observations needs ~225 GB; shrink
-#: ``buffer_size`` to the memory you have.
+#: CleanRL ``dqn_atari.py`` (buffer 1M, learning starts 80k, a gradient step every 4 env
+#: steps, MSE loss, the target copied every 1000 env steps: 250 gradient steps, as funrl
+#: counts ``target_update_interval``): a 1M-frame buffer of float32 84x84x4 observations
+#: needs ~225 GB; shrink ``buffer_size`` to the memory you have.  Its hyperparameters are
+#: :data:`DQN_HPARAMS`.  The same settings are the ``"atari:*"`` presets
+#: (``funrl/presets/{ppo,dqn}.toml``).
 DQN_CONFIG: dict[str, Any] = dict(
     num_envs=1, buffer_size=1_000_000, batch_size=32, learning_starts=80_000, train_freq=4,
-    target_update_interval=1000, total_timesteps=10_000_000, hidden=(), loss="huber",
+    target_update_interval=250, total_timesteps=10_000_000, hidden=(), loss="mse",
+)  # fmt: skip
+#: CleanRL ``dqn_atari.py``'s hyperparameters (lr 1e-4, epsilon 1 -> 0.01 over 10% of
+#: training).
+DQN_HPARAMS: dict[str, float] = dict(
+    lr=1e-4, gamma=0.99, eps_start=1.0, eps_end=0.01, exploration_fraction=0.1
 )  # fmt: skip
 
 
