@@ -10,7 +10,13 @@
 * ``funrl export final.pt -o policy.pt2``: a funrl-free deployable policy.
 * ``funrl plot runs/ppo-* -o curves.png``: learning curves (mean and spread over seeds).
 * ``funrl bench envs``: run ``benchmarks/bench_envs.py``.
-* ``funrl list``: algorithms and environments.
+* ``funrl list [ALGO]``: algorithms, environments and presets (an algorithm's presets,
+  field by field).
+* ``funrl zoo run [--algo A] [--env E]`` / ``funrl zoo report``: train presets on 5 seeds
+  and write the results table (:mod:`funrl.zoo`).
+
+``funrl train ALGO --env ENV`` starts from the preset for ENV (:mod:`funrl.presets`), if
+there is one; ``--no-preset`` starts from the algorithm's defaults.
 
 The message for a typo (algorithm, env, field, benchmark, TOML key) names the close
 matches.  Errors in the arguments are reported before anything trains.
