@@ -457,15 +457,19 @@ def cmd_zoo(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     for preset in chosen:
         print(f"zoo: {preset.algo} on {preset.env}, {args.seeds} seeds ...", flush=True)
-        r = zoo.run(
-            preset.algo,
-            preset.env,
-            seeds=args.seeds,
-            out=out,
-            compile=args.compile,
-            total_timesteps=args.total_steps,
-            progress=not args.quiet,
-        )
+        try:
+            r = zoo.run(
+                preset.algo,
+                preset.env,
+                seeds=args.seeds,
+                out=out,
+                compile=args.compile,
+                total_timesteps=args.total_steps,
+                progress=not args.quiet,
+            )
+        except KeyboardInterrupt:
+            print(f"zoo: interrupted; nothing written for {preset.algo} on {preset.env}")
+            return 130
         finals = ", ".join(f"{x:.1f}" for x in r["final"])
         print(
             f"zoo: {preset.algo} on {preset.env}: {r['mean']:.1f} +- {r['std']:.1f} "

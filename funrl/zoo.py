@@ -100,7 +100,8 @@ def run(
     Seed ``i`` follows ``funrl train ALGO --env ENV --seed i``'s key derivation; the
     seeds run as one vmapped population over a torch env, one after another over a host
     env (``gym:``, ``atari:``, ``dmc:``).  ``total_timesteps`` shortens a run (a smoke test:
-    the threshold is then not judged).
+    the threshold is then not judged).  A run stopped by Ctrl-C or SIGTERM raises
+    ``KeyboardInterrupt`` and writes nothing.
     """
     import torch
 
@@ -124,6 +125,8 @@ def run(
         for s in range(seeds):
             r = funrl.train(made, keys[s], hp, compile=compile, eval_episodes=eval_episodes,
                             eval_every=eval_every, progress=progress)  # fmt: skip
+            if r.interrupted:
+                raise KeyboardInterrupt(f"zoo run {algo}/{env} interrupted ({r.interrupted})")
             finals.append(float(r.eval_return))
             history += [{**row, "member": s} for row in r.history]
             compile_s += r.compile_time_s
@@ -132,6 +135,8 @@ def run(
         hps = pop.hparams(type(hp), seeds, **{k: v for k, v in vars(hp).items()})
         pr = pop.train(made, keys, hps, compile=compile, eval_episodes=eval_episodes,
                        eval_every=eval_every, progress=progress)  # fmt: skip
+        if pr.interrupted:  # Ctrl-C / SIGTERM: no result to write
+            raise KeyboardInterrupt(f"zoo run {algo}/{env} interrupted ({pr.interrupted})")
         finals = [float(x) for x in pr.eval_returns]
         history, compile_s, updates = pr.history, pr.compile_time_s, pr.updates
     wall = time.perf_counter() - t0

@@ -65,3 +65,20 @@ def test_zoo_cli_run_and_report(tmp_path, capsys: pytest.CaptureFixture[str]) ->
     assert "only a shortened run is recorded" in capsys.readouterr().out
     assert cli.main(["zoo", "run", "--algo", "sac", "--env", "CartPole-v1", "--out", out]) == 2
     assert "no preset of sac for CartPole-v1" in capsys.readouterr().err
+
+
+def test_an_interrupted_zoo_run_writes_nothing(tmp_path, monkeypatch) -> None:
+    import dataclasses
+
+    from funrl import population as pop
+
+    real = pop.train
+
+    def stopped(*args, **kwargs):  # as if SIGTERM arrived during the run
+        return dataclasses.replace(real(*args, **kwargs), interrupted="SIGTERM")
+
+    monkeypatch.setattr(pop, "train", stopped)
+    with pytest.raises(KeyboardInterrupt, match="interrupted"):
+        zoo.run("ppo", "CartPole-v1", seeds=2, total_timesteps=1024, compile=False,
+                out=tmp_path, progress=False)  # fmt: skip
+    assert not any(tmp_path.iterdir())
