@@ -204,7 +204,8 @@ def plot(result: dict[str, Any], path: str | os.PathLike[str]) -> bool:
         ax.axhline(result["threshold"], color="grey", ls=":", lw=1, label="threshold")
     ref = result.get("reference")
     if ref:
-        ax.axhline(ref["mean_return"], color="C3", ls="--", lw=1, label=f"{ref['source']}")
+        label = f"{ref['source']} at {_steps(ref['env_steps'])} steps"
+        ax.axhline(ref["mean_return"], color="C3", ls="--", lw=1, label=label)
     ax.set_xlabel("env steps (per seed)")
     ax.set_ylabel("evaluation return")
     ax.set_title(f"{result['algo']} on {result['env']}")
@@ -222,7 +223,7 @@ def _fmt(x: float | None) -> str:
 
 
 def _steps(n: int) -> str:
-    return f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n / 1e3:g}k"
+    return f"{n / 1e6:.3g}M" if n >= 1_000_000 else f"{n / 1e3:.0f}k"
 
 
 def report(out: str | os.PathLike[str] = DEFAULT_OUT, write: bool = True) -> str:
@@ -268,7 +269,8 @@ def report(out: str | os.PathLike[str] = DEFAULT_OUT, write: bool = True) -> str
         png = f"{preset.algo}/{_file_name(preset.env)}.png"
         rows.append(
             f"| {preset.algo} | {preset.env} | {_fmt(r['mean'])} ± {_fmt(r['std'])} "
-            f"({_fmt(r['min'])}) | {at_thr} | {_steps(r['env_steps'])} | {r['wall_s']:.0f} s | "
+            f"({_fmt(r['min'])}) | {at_thr} | {_steps(r['env_steps'])} | {r['wall_s']:.0f} s"
+            f"{'' if r.get('compile', True) else ' (eager)'} | "
             f"{ref_txt} | {at_ref} | [png]({png}) |"
         )
     machine = ""
