@@ -264,6 +264,7 @@ def parse_run(args: argparse.Namespace, base: Any = None) -> Run:
         cfg_kwargs = {**pre_cfg, **cfg_kwargs}
         hp_kwargs = {**pre_hp, **hp_kwargs}
     cfg_kwargs["env"] = args.env = env
+    args.preset_name = preset  # recorded in summary.json (loop_options)
     if args.total_steps is not None:
         cfg_kwargs["total_timesteps"] = args.total_steps
     return _apply_sets(mod, args.set or [], cfg_kwargs, hp_kwargs)._replace(preset=preset)
@@ -441,6 +442,7 @@ def loop_options(
         "resume": paths.resume,
         "run_info": {
             "seed": args.seed,
+            "preset": getattr(args, "preset_name", None),
             "command": list(getattr(args, "command_line", []) or []),
             "imports": list(getattr(args, "imports", None) or []),
             "cwd": os.getcwd(),

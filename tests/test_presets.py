@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import sys
 import warnings
 
@@ -65,7 +66,12 @@ def test_preset_loads_validates_and_builds(algo: str, env: str) -> None:
 
 def test_preset_overrides_and_subclasses() -> None:
     config = dqn.Config.preset("Acrobot-v1", batch_size=32)
-    assert (config.env, config.hidden, config.batch_size) == ("Acrobot-v1", (256, 256), 32)
+    want = presets.load("dqn", "Acrobot-v1").fields
+    assert (config.env, config.hidden, config.batch_size) == (
+        "Acrobot-v1",
+        tuple(want["hidden"]),
+        32,
+    )
     hp = dqn.HParams.preset("Acrobot-v1", lr=1e-3)
     assert float(hp.lr) == pytest.approx(1e-3)
     assert float(hp.eps_end) == pytest.approx(0.1)
@@ -123,13 +129,14 @@ def _run(argv: list[str]) -> arguments.Run:
 def test_cli_starts_from_the_preset_and_overrides_win(tmp_path) -> None:
     run = _run(["dqn", "--env", "Acrobot-v1"])
     assert run.preset == "dqn/Acrobot-v1"
-    assert run.config.hidden == (256, 256) and run.config.num_envs == 4
+    want = presets.load("dqn", "Acrobot-v1").fields
+    assert run.config.hidden == tuple(want["hidden"]) and run.config.num_envs == want["num_envs"]
     assert float(run.hparams.lr) == pytest.approx(6.3e-4)
     assert run.overrides["lr"] == pytest.approx(6.3e-4)  # populations get them too
     toml = tmp_path / "c.toml"
     toml.write_text("batch_size = 16\nlr = 1e-4\n")
     run = _run(["dqn", "--env", "Acrobot-v1", "--config", str(toml), "--set", "lr=2e-4"])
-    assert run.config.batch_size == 16 and run.config.hidden == (256, 256)
+    assert run.config.batch_size == 16 and run.config.hidden == tuple(want["hidden"])
     assert float(run.hparams.lr) == pytest.approx(2e-4)
     run = _run(["dqn", "--env", "Acrobot-v1", "--no-preset"])
     assert run.preset is None and run.config == dqn.Config(env="Acrobot-v1")
@@ -157,7 +164,7 @@ def test_funrl_list_shows_presets(capsys: pytest.CaptureFixture[str]) -> None:
     assert "presets" in out and "dqn: CartPole-v1, Acrobot-v1, MountainCar-v0" in out
     assert cli.main(["list", "dqn"]) == 0
     out = capsys.readouterr().out
-    assert "Acrobot-v1: " in out and "hidden=[256, 256]" in out and "threshold -100" in out
+    assert "Acrobot-v1: " in out and "hidden=[64, 64]" in out and "threshold -100" in out
     assert cli.main(["list", "dqm"]) == 2
     assert "Did you mean dqn" in capsys.readouterr().err
 
@@ -168,6 +175,8 @@ def test_train_header_names_the_preset(tmp_path, capsys: pytest.CaptureFixture[s
     out = capsys.readouterr().out
     assert "ppo on Acrobot-v1 (preset ppo/Acrobot-v1)" in out
     assert "1 updates" in out  # the preset's 16 x 128 steps per update
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["preset"] == "ppo/Acrobot-v1"
 
 
 def _one_agent(total: int, eval_every: int | None = None, target: float | None = None) -> None:

@@ -10,7 +10,7 @@ single fields; ``--no-preset`` starts from the defaults); in Python::
     >>> config = dqn.Config.preset("Acrobot-v1")          # Config fields of the preset
     >>> hparams = dqn.HParams.preset("Acrobot-v1", lr=1e-3)  # HParams fields, one changed
     >>> config.env, config.hidden
-    ('Acrobot-v1', (256, 256))
+    ('Acrobot-v1', (64, 64))
 
 A table name may be a pattern (``"atari:*"``); an exact id wins over a pattern.  The zoo
 (:mod:`funrl.zoo`, ``funrl zoo run``) trains each preset on 5 seeds and reports it
