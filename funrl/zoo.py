@@ -223,7 +223,7 @@ def _fmt(x: float | None) -> str:
 
 
 def _steps(n: int) -> str:
-    return f"{n / 1e6:.3g}M" if n >= 1_000_000 else f"{n / 1e3:.0f}k"
+    return f"{n / 1e6:.3g}M" if n >= 950_000 else f"{n / 1e3:.0f}k"
 
 
 def report(out: str | os.PathLike[str] = DEFAULT_OUT, write: bool = True) -> str:

@@ -31,6 +31,7 @@ def test_every_algorithm_has_presets_for_classic_control() -> None:
     assert set(discrete) <= set(have["dqn"])
     for algo in ("sac", "td3", "ddpg"):
         assert set(continuous) <= set(have[algo])
+    assert "CartPole-v1" in have["sac"]  # discrete SAC
 
 
 @pytest.mark.parametrize(("algo", "env"), ALL, ids=[f"{a}-{e}" for a, e in ALL])
