@@ -151,7 +151,9 @@ def test_shell_commands_in_the_docs_parse():
         parser = cli.build_parser() if argv[0] == "funrl" else dist_cli.build_parser()
         try:
             args = parser.parse_args(argv[1:])
-            if getattr(args, "algo", None) and getattr(args, "config", "") is None:  # a run, no TOML
+            if (
+                getattr(args, "algo", None) and getattr(args, "config", "") is None
+            ):  # a run, no TOML
                 arguments.parse_run(args)
         except SystemExit as e:
             raise AssertionError(f"{where}: rejected ({e})") from e

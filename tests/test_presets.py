@@ -16,7 +16,7 @@ import torch
 import funrl
 from funrl import arguments, cli, presets
 from funrl._builtin_envs import HOST_PREFIXES
-from funrl.algos import a2c, dqn, ppo, sac
+from funrl.algos import a2c, dqn, ppo, td3
 from funrl.envs import registry
 
 ALL = [(algo, env) for algo, envs in presets.available().items() for env in envs]
@@ -88,8 +88,8 @@ def test_preset_overrides_and_subclasses() -> None:
 
 
 def test_missing_preset_and_bad_override_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match=r"no sac preset for 'CartPole-v1'.*Pendulum-v1"):
-        sac.Config.preset("CartPole-v1")
+    with pytest.raises(ValueError, match=r"no td3 preset for 'CartPole-v1'.*Pendulum-v1"):
+        td3.Config.preset("CartPole-v1")
     with pytest.raises(ValueError, match="unknown algorithm 'dqm'"):
         presets.find("dqm", "CartPole-v1")
     with pytest.raises(TypeError):

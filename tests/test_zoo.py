@@ -63,8 +63,8 @@ def test_zoo_cli_run_and_report(tmp_path, capsys: pytest.CaptureFixture[str]) ->
     assert "zoo: ppo on CartPole-v1:" in capsys.readouterr().out
     assert cli.main(["zoo", "report", "--out", out]) == 0
     assert "only a shortened run is recorded" in capsys.readouterr().out
-    assert cli.main(["zoo", "run", "--algo", "sac", "--env", "CartPole-v1", "--out", out]) == 2
-    assert "no preset of sac for CartPole-v1" in capsys.readouterr().err
+    assert cli.main(["zoo", "run", "--algo", "td3", "--env", "CartPole-v1", "--out", out]) == 2
+    assert "no preset of td3 for CartPole-v1" in capsys.readouterr().err
 
 
 def test_an_interrupted_zoo_run_writes_nothing(tmp_path, monkeypatch) -> None:
