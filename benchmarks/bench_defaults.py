@@ -62,7 +62,10 @@ def main() -> int:
         threshold = presets.load(algo, env_id).threshold
         ok = threshold is not None and ret >= threshold
         rows.append((algo, env_id, wall, ret, threshold, ok))
-        print(f"{algo:5s} {env_id:14s} {wall:6.1f} s  eval {ret:8.1f}  threshold {threshold}", flush=True)
+        print(
+            f"{algo:5s} {env_id:14s} {wall:6.1f} s  eval {ret:8.1f}  threshold {threshold}",
+            flush=True,
+        )
     cache = "cold (fresh TORCHINDUCTOR_CACHE_DIR)" if args.cold else "warm"
     print(f"\n`funrl train ALGO` (default env, preset, seed {args.seed}), whole process, "
           f"1 thread, {cache} cache:\n")  # fmt: skip
