@@ -204,7 +204,9 @@ def _apply_sets(
         else:
             raise _unknown_field(mod, name, hp_defaults, config_fields)
     config = mod.Config(**{**config_kwargs, **cfg_over})
-    hparams = mod.HParams.create(**hp_over)
+    # discrete SAC's defaults differ (target entropy 0.89 log A): the class sac.make uses
+    discrete = getattr(config, "discrete", False) and hasattr(mod, "DiscreteHParams")
+    hparams = (mod.DiscreteHParams if discrete else mod.HParams).create(**hp_over)
     try:
         config.validate()
         hparams.check()

@@ -249,3 +249,12 @@ def test_atari_presets_are_cleanrls_published_settings() -> None:
     dqn_cfg, dqn_hp = presets.find("dqn", "atari:Pong").split(dqn.Config, dqn.HParams)
     assert {k: dqn_cfg[k] for k in atari.DQN_CONFIG} == atari.DQN_CONFIG
     assert {k: dqn_hp[k] for k in atari.DQN_HPARAMS} == pytest.approx(atari.DQN_HPARAMS)
+
+
+def test_cli_discrete_sac_gets_discrete_defaults() -> None:
+    from funrl.algos import sac
+
+    run = _run(["sac", "--env", "CartPole-v1", "--no-preset", "--set", "discrete=true"])
+    assert type(run.hparams) is sac.DiscreteHParams
+    assert float(run.hparams.target_entropy_scale) == pytest.approx(0.89)
+    assert type(_run(["sac"]).hparams) is sac.HParams

@@ -68,12 +68,11 @@ def _population_hparams(args: argparse.Namespace, run: arguments.Run) -> Any:
         low, _, high = span.partition(":")
         space[name.strip().replace("-", "_")] = ("log_uniform", float(low), float(high))
     fields = dict(run.overrides)
+    cls = type(run.hparams)  # the algorithm's class for this config (discrete SAC's)
     if space:
-        drawn = pop.sample(
-            run.module.HParams, R.fold_in(R.key(args.seed), 1), args.population, **space
-        )
+        drawn = pop.sample(cls, R.fold_in(R.key(args.seed), 1), args.population, **space)
         fields.update({name: getattr(drawn, name) for name in space})
-    return pop.hparams(run.module.HParams, args.population, **fields)
+    return pop.hparams(cls, args.population, **fields)
 
 
 def _checked(args: argparse.Namespace) -> tuple[arguments.Run, Any]:
