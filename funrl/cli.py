@@ -390,11 +390,9 @@ def _list_presets(algo: str) -> int:
         f"{algo} presets (funrl/presets/{algo}.toml; `funrl train {algo} --env ENV` starts "
         "from them, --set/--config override, --no-preset skips):"
     )
-    for env in presets.available(algo)[algo]:
-        p = presets.find(algo, env)
-        assert p is not None
+    for p in presets.of(algo):
         fields = ", ".join(f"{k}={v}" for k, v in p.fields.items())
-        print(f"  {env}: {fields}")
+        print(f"  {p.env}: {fields}")
         facts = []
         if p.threshold is not None:
             facts.append(f"threshold {p.threshold:g}")
@@ -511,6 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(t)
     t.set_defaults(fn=cmd_train)
     threads = int(os.environ.get("FUNRL_THREADS", "1"))
+    from funrl.zoo import DEFAULT_OUT as ZOO_OUT  # plain data: no torch import
+
     e = sub.add_parser(
         "eval",
         help="evaluate a saved policy",
@@ -587,9 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--algo", action="append", default=None, help="algorithm (repeatable)")
     z.add_argument("--env", action="append", default=None, help="environment id (repeatable)")
     z.add_argument("--seeds", type=positive_int, default=5, help="seeds per preset (default 5)")
-    z.add_argument(
-        "--out", default="benchmarks/zoo", help="results folder (default benchmarks/zoo)"
-    )
+    z.add_argument("--out", default=ZOO_OUT, help=f"results folder (default {ZOO_OUT})")
     z.add_argument(
         "--total-steps", type=positive_int, default=None, help="shorten every run (smoke test)"
     )

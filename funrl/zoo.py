@@ -50,10 +50,8 @@ def selected(
     envs = list(envs) if envs else None
     out = []
     for algo in algos:
-        for env in P.available(algo)[algo]:
-            preset = P.find(algo, env)
-            assert preset is not None
-            if envs is not None and env not in envs:
+        for preset in P.of(algo):
+            if envs is not None and preset.env not in envs:
                 continue
             if preset.skip and not skipped:
                 continue
@@ -132,7 +130,7 @@ def run(
             compile_s += r.compile_time_s
         updates = num_updates
     else:
-        hps = pop.hparams(type(hp), seeds, **{k: v for k, v in vars(hp).items()})
+        hps = pop.hparams(type(hp), seeds, **vars(hp))
         pr = pop.train(made, keys, hps, compile=compile, eval_episodes=eval_episodes,
                        eval_every=eval_every, progress=progress)  # fmt: skip
         if pr.interrupted:  # Ctrl-C / SIGTERM: no result to write

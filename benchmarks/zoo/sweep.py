@@ -27,7 +27,7 @@ import torch
 
 import funrl
 from funrl import population as pop
-from funrl.arguments import algo_module
+from funrl.arguments import parse_run
 
 HERE = Path(__file__).resolve().parent
 
@@ -95,38 +95,18 @@ def main() -> int:
     p.add_argument("--no-record", action="store_true", help="do not append to sweeps/")
     args = p.parse_args()
     torch.set_num_threads(1)
-    mod = algo_module(args.algo)
-    cfg = mod.Config.preset(args.env)
-    hp_base = vars(mod.HParams.preset(args.env))
-    cfg_fields = {f for f in cfg.__dataclass_fields__}
-    cfg_over: dict[str, object] = {}
-    hp_over: dict[str, float] = {}
-    for item in args.set:
-        name, raw = item.split("=", 1)
-        if name in hp_base:
-            hp_over[name] = float(raw)
-        elif name in cfg_fields:
-            cur = getattr(cfg, name)
-            if isinstance(cur, bool):
-                cfg_over[name] = raw.lower() in ("1", "true", "yes")
-            elif isinstance(cur, int):
-                cfg_over[name] = int(float(raw))
-            elif isinstance(cur, tuple):
-                cfg_over[name] = tuple(int(x) for x in raw.split(","))
-            else:
-                cfg_over[name] = raw
-        else:
-            raise SystemExit(f"sweep: unknown field {name!r}")
-    if args.total_steps:
-        cfg_over["total_timesteps"] = args.total_steps
-    cfg = mod.Config.preset(args.env, **cfg_over)
+    # The preset, then --set and --total-steps: the same parsing and errors as funrl train.
+    run = parse_run(
+        argparse.Namespace(algo=args.algo, env=args.env, config=None, set=args.set,
+                           total_steps=args.total_steps, imports=[], preset=True)
+    )  # fmt: skip
+    mod, cfg, hp_base = run.module, run.config, vars(run.hparams)
     points = _points(args, set(hp_base))
     members = [(i, s) for i in range(len(points)) for s in range(args.seeds)]
     cols = {
-        name: [float(points[i].get(name, hp_over.get(name, float(v)))) for i, _ in members]
-        for name, v in hp_base.items()
+        name: [float(points[i].get(name, v)) for i, _ in members] for name, v in hp_base.items()
     }
-    hps = pop.hparams(mod.HParams, len(members), **cols)
+    hps = pop.hparams(type(run.hparams), len(members), **cols)
     keys = torch.stack([funrl.random.key(s) for _, s in members])
     algo = mod.make(cfg)
     t0 = time.perf_counter()

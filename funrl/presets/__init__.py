@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ALGOS", "Preset", "Reference", "algo_of", "available", "find", "load"]
+__all__ = ["ALGOS", "Preset", "Reference", "algo_of", "available", "find", "load", "of"]
 
 #: Algorithms with a preset file (each ``funrl.algos.<name>``).
 ALGOS = ("ppo", "a2c", "dqn", "sac", "td3", "ddpg")
@@ -159,6 +159,12 @@ def available(algo: str | None = None) -> dict[str, list[str]]:
     if algo is not None:
         _check_algo(algo)
     return {a: list(_file(a)) for a in ((algo,) if algo else ALGOS)}
+
+
+def of(algo: str) -> list[Preset]:
+    """Every preset of ``algo``, in file order."""
+    _check_algo(algo)
+    return list(_file(algo).values())
 
 
 def find(algo: str, env: str) -> Preset | None:
