@@ -45,7 +45,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["INDUCTOR_OPTIONS", "compile", "compile_events"]
+__all__ = ["INDUCTOR_OPTIONS", "compile", "compile_events", "options_for"]
 
 #: Inductor options funrl compiles with (merged under any ``options`` you pass).
 INDUCTOR_OPTIONS: dict[str, Any] = {
@@ -156,6 +156,33 @@ def compile(
     return _reporting(_compile(fn, fullgraph, dynamic, options, graph_pass), label)
 
 
+#: Options in :data:`INDUCTOR_OPTIONS` that only pay on the CPU backend.  On a GPU,
+#: ``cpp_wrapper`` builds the wrapper with the CUDA toolchain: a compiled CartPole step
+#: did not finish compiling within 60 s on an H100 with it, 58.6 s without (RESULTS.md).
+_CPU_ONLY_OPTIONS = ("cpp_wrapper",)
+
+
+def _device_type(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The device type a call computes on: its first tensor's, else the default device's."""
+    import optree
+
+    leaves = optree.tree_leaves((args, kwargs), none_is_leaf=False)
+    for x in leaves:
+        if isinstance(x, torch.Tensor):
+            return x.device.type
+    return torch.get_default_device().type
+
+
+def options_for(device_type: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The inductor options :func:`compile` uses for code on ``device_type``:
+    :data:`INDUCTOR_OPTIONS` (less the CPU-only ones off the CPU) under ``options``."""
+    base = dict(INDUCTOR_OPTIONS)
+    if device_type != "cpu":
+        for k in _CPU_ONLY_OPTIONS:
+            base.pop(k, None)
+    return {**base, **(options or {})}
+
+
 def _compile(
     fn: Callable[..., Any],
     fullgraph: bool,
@@ -163,7 +190,28 @@ def _compile(
     options: dict[str, Any] | None,
     graph_pass: Callable[[torch.fx.GraphModule], None] | None,
 ) -> Callable[..., Any]:
-    opts = {**INDUCTOR_OPTIONS, **(options or {})}
+    """Build the compiled function at the first call, with options for the device the call
+    computes on (:func:`options_for`)."""
+    built: Callable[..., Any] | None = None
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        nonlocal built
+        if built is None:
+            opts = options_for(_device_type(args, kwargs), options)
+            built = _build(fn, fullgraph, dynamic, opts, graph_pass)
+        return built(*args, **kwargs)
+
+    call.__wrapped__ = fn  # type: ignore[attr-defined]
+    return call
+
+
+def _build(
+    fn: Callable[..., Any],
+    fullgraph: bool,
+    dynamic: bool,
+    opts: dict[str, Any],
+    graph_pass: Callable[[torch.fx.GraphModule], None] | None,
+) -> Callable[..., Any]:
     if graph_pass is None:
         return torch.compile(_own_code(fn), fullgraph=fullgraph, dynamic=dynamic, options=opts)
 

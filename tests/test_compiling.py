@@ -84,3 +84,22 @@ def test_compile_status_lines_without_a_terminal():
     status("unit 'learn'", "start", 0.0)
     status("unit 'learn'", "end", 12.34)
     assert out.getvalue() == "compiling unit 'learn' ...\ncompiled unit 'learn' in 12.3 s\n"
+
+
+def test_options_follow_the_device_a_call_computes_on():
+    from funrl.compiling import _device_type, options_for
+
+    assert options_for("cpu") == INDUCTOR_OPTIONS
+    # cpp_wrapper is a CPU win; on a GPU it compiled for minutes (RESULTS.md, CUDA)
+    cuda = options_for("cuda")
+    assert "cpp_wrapper" not in cuda
+    assert cuda["realize_opcount_threshold"] == INDUCTOR_OPTIONS["realize_opcount_threshold"]
+    # what the caller asks for wins on every device
+    assert options_for("cuda", {"cpp_wrapper": True})["cpp_wrapper"] is True
+    assert options_for("cpu", {"cpp_wrapper": False})["cpp_wrapper"] is False
+    # the first tensor leaf decides; without one, the default device does
+    meta = torch.zeros(2, device="meta")
+    assert _device_type(({"a": [None, meta]},), {}) == "meta"
+    assert _device_type((1, 2.0), {"x": None}) == "cpu"
+    with torch.device("meta"):
+        assert _device_type((), {}) == "meta"
