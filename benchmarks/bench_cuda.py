@@ -35,10 +35,24 @@ SMALL = {
 
 
 DEVICE = "cuda"
+#: inductor options for CUDA graphs (kernel launches replayed as one graph)
+CG = {"triton.cudagraphs": True}
+#: --only: run just these runs of a stage ("cudagraphs65536", "c512" = compiled 512 members)
+ONLY: list[str] = []
 
 
 def emit(**row: Any) -> None:
     print(json.dumps(row), flush=True)
+
+
+def phases(top: int = 8) -> dict[str, float]:
+    """The slowest compile phases so far in this process (dynamo's own timers), seconds."""
+    from torch._dynamo.utils import compile_times
+
+    rows = compile_times(repr="csv", aggregate=True)
+    table = dict(zip(rows[0], rows[1], strict=False)) if rows and len(rows) == 2 else {}
+    times = {k: float(v) for k, v in table.items()}
+    return dict(sorted(times.items(), key=lambda kv: -kv[1])[:top])
 
 
 def sync() -> None:
@@ -143,10 +157,14 @@ def stage_envs(seconds: float) -> None:
     import funrl.random as R
     from funrl.envs.classic_control import CartPole
 
+    runs = [("eager", 65536), ("eager", 1 << 20), ("compiled", 65536), ("cudagraphs", 65536)]
+    runs += [("compiled", 1 << 20), ("cudagraphs", 1 << 20)]
+    runs = [r for r in runs if not ONLY or f"{r[0]}{r[1]}" in ONLY]
+    options = {"eager": None, "compiled": {}, "cudagraphs": CG}
     with torch.device(DEVICE):
         env = CartPole()
         params = env.default_params()
-        for n in (4096, 65536, 1 << 20):
+        for mode, n in runs:
 
             def step(key: torch.Tensor, state: Any, n: int = n) -> Any:
                 key, k_act, k_step = R.split(key, 3)
@@ -156,22 +174,26 @@ def stage_envs(seconds: float) -> None:
                 )
                 return key.contiguous(), state, obs, reward, te, tr
 
-            _, s = vmap(env.reset, in_dims=(0, None))(R.split(R.key(1), n), params)
-            k = R.key(0)
-            cstep = funrl.compile(step)
-            t0 = time.perf_counter()
-            k, s, *_ = cstep(k, s)
-            k, s, *_ = cstep(k, s)
-            sync()
-            compile_s = time.perf_counter() - t0
-            steps, t0 = 0, time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
-                for _ in range(20):
-                    k, s, *_ = cstep(k, s)
-                steps += 20 * n
+            try:
+                _, s = vmap(env.reset, in_dims=(0, None))(R.split(R.key(1), n), params)
+                k, opts = R.key(0), options[mode]
+                fn = step if opts is None else funrl.compile(step, options=opts)
+                t0 = time.perf_counter()
+                k, s, *_ = fn(k, s)
+                k, s, *_ = fn(k, s)
                 sync()
-            rate = steps / (time.perf_counter() - t0)
-            emit(stage="envs", envs=n, steps_per_s=rate, compile_s=compile_s)
+                compile_s = time.perf_counter() - t0
+                steps, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    for _ in range(20):
+                        k, s, *_ = fn(k, s)
+                    steps += 20 * n
+                    sync()
+                rate = steps / (time.perf_counter() - t0)
+                emit(stage="envs", mode=mode, envs=n, steps_per_s=rate, first_2_calls_s=compile_s)
+            except Exception as e:
+                emit(stage="envs", mode=mode, envs=n, error=repr(e)[:300])
+    emit(stage="envs", what="compile phases", phases=phases())
 
 
 def stage_ppo(updates: int) -> None:
@@ -180,19 +202,32 @@ def stage_ppo(updates: int) -> None:
     import funrl
     from funrl.algos import ppo
 
-    for envs, steps in ((64, 16), (2048, 32)):
-        with torch.device(DEVICE):
-            cfg = ppo.Config(num_envs=envs, num_steps=steps, total_timesteps=envs * steps * updates)
-            algo = ppo.make(cfg)
-            t0 = time.perf_counter()
-            res = funrl.train(
-                algo, funrl.random.key(0), ppo.HParams.create(), progress=False, eval_episodes=10
-            )
-            sync()
-            wall = time.perf_counter() - t0
+    runs = [(False, 2048, 32), (True, 64, 16), (True, 2048, 32)]
+    for compile, envs, steps in runs:
+        n = updates if compile else max(4, updates // 4)
+        try:
+            with torch.device(DEVICE):
+                cfg = ppo.Config(num_envs=envs, num_steps=steps, total_timesteps=envs * steps * n)
+                algo = ppo.make(cfg)
+                t0 = time.perf_counter()
+                res = funrl.train(
+                    algo,
+                    funrl.random.key(0),
+                    ppo.HParams.create(),
+                    compile=compile,
+                    progress=False,
+                    eval_episodes=10,
+                )
+                sync()
+                wall = time.perf_counter() - t0
+        except Exception as e:
+            emit(stage="ppo", compiled=compile, envs=envs, error=repr(e)[:300])
+            traceback.print_exc()
+            continue
         times = [h["update_s"] for h in res.history]
         emit(
             stage="ppo",
+            compiled=compile,
             envs=envs,
             steps=steps,
             updates=len(times),
@@ -201,6 +236,7 @@ def stage_ppo(updates: int) -> None:
             wall_s=wall,
             eval_return=res.eval_return,
         )
+    emit(stage="ppo", what="compile phases", phases=phases())
 
 
 def stage_population(updates: int) -> None:
@@ -210,24 +246,35 @@ def stage_population(updates: int) -> None:
     from funrl import population as pop
     from funrl.algos import ppo
 
-    for members in (32, 512):
-        with torch.device(DEVICE):
-            algo = ppo.make(ppo.Config(num_envs=64, num_steps=16, total_timesteps=1024 * updates))
-            hps = pop.hparams(ppo.HParams, members, lr=torch.logspace(-3.5, -2.5, members))
-            keys = pop.member_keys(funrl.random.key(0), members)
-            t0 = time.perf_counter()
-            res = pop.train(algo, keys, hps, compile=True, progress=False, eval_episodes=10)
-            sync()
-            wall = time.perf_counter() - t0
+    runs = [(False, 512), (True, 32), (True, 512)]
+    for compile, members in [
+        r for r in runs if not ONLY or f"{'c' if r[0] else 'e'}{r[1]}" in ONLY
+    ]:
+        n = updates if compile else max(4, updates // 4)
+        try:
+            with torch.device(DEVICE):
+                algo = ppo.make(ppo.Config(num_envs=64, num_steps=16, total_timesteps=1024 * n))
+                hps = pop.hparams(ppo.HParams, members, lr=torch.logspace(-3.5, -2.5, members))
+                keys = pop.member_keys(funrl.random.key(0), members)
+                t0 = time.perf_counter()
+                res = pop.train(algo, keys, hps, compile=compile, progress=False, eval_episodes=10)
+                sync()
+                wall = time.perf_counter() - t0
+        except Exception as e:
+            emit(stage="population", compiled=compile, members=members, error=repr(e)[:300])
+            traceback.print_exc()
+            continue
         times = [h["update_s"] for h in res.history if h["member"] == 0]
         emit(
             stage="population",
+            compiled=compile,
             members=members,
             steady_env_steps_per_s=members * 1024 * (len(times) - 1) / sum(times[1:]),
             first_update_s=times[0],
             wall_s=wall,
             median_eval=float(res.eval_returns.median()),
         )
+    emit(stage="population", what="compile phases", phases=phases())
 
 
 def main() -> None:
@@ -238,9 +285,11 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=30)
     ap.add_argument("--device", default="cuda", help="cpu: dry-run the script here")
     ap.add_argument("--stage-timeout", type=float, default=240.0)
+    ap.add_argument("--only", nargs="*", default=[], help="e.g. cudagraphs65536 c512 e512")
     args = ap.parse_args()
     global DEVICE
     DEVICE = args.device
+    ONLY[:] = args.only
     if args.stage:
         import torch
 
@@ -255,7 +304,7 @@ def main() -> None:
         return
     for stage in args.stages:
         cmd = [sys.executable, __file__, "--stage", stage, "--seconds", str(args.seconds)]
-        cmd += ["--updates", str(args.updates), "--device", args.device]
+        cmd += ["--updates", str(args.updates), "--device", args.device, "--only", *args.only]
         try:
             subprocess.run(cmd, timeout=args.stage_timeout, check=False)
         except subprocess.TimeoutExpired:
