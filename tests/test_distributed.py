@@ -8,9 +8,13 @@ of ``python -m funrl.distributed`` and check that the job fails fast with a mess
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
+import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -285,6 +289,12 @@ def test_data_parallel_wraps_the_algorithms_own_optimizer_or_says_why_not():
 # ---- two gloo processes ------------------------------------------------------------------------
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def _torchrun(
     args: list[str], env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
@@ -300,12 +310,94 @@ def _torchrun(
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def two_ranks(tmp_path_factory):
-    """Run every two-process scenario once; returns (out dir, [rank 0 results, rank 1 results])."""
+def _node_command(args: list[str], port: int, run_id: str) -> list[str]:
+    """One node of a two-node torchrun job: c10d rendezvous on localhost, one rank each."""
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=2",
+        "--nproc-per-node=1",
+        "--rdzv-backend=c10d",
+        f"--rdzv-endpoint=127.0.0.1:{port}",
+        f"--rdzv-id={run_id}",
+        "--max-restarts=0",
+        *args,
+    ]
+
+
+def _start_nodes(args: list[str], env: dict[str, str], log_dir: Path) -> list[subprocess.Popen]:
+    """Two torchrun launches (as on two machines), each in its own session so that a
+    test can kill one node whole (agent and worker); logs in ``log_dir/node{i}.log``."""
+    port, run_id = _free_port(), f"funrl-test-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    nodes = []
+    for i in range(2):
+        log = open(log_dir / f"node{i}.log", "w")
+        nodes.append(
+            subprocess.Popen(
+                _node_command(args, port, run_id),
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+        log.close()
+    return nodes
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux ``/proc``).  torchrun starts each worker in a
+    session of its own, so killing the agent's process group would leave the worker
+    running: killing a node means killing this whole tree."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree_, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree_.append(p)
+        todo.extend(children.get(p, []))
+    return tree_
+
+
+def _kill_node(node: subprocess.Popen) -> None:
+    for pid in _process_tree(node.pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    node.wait()
+
+
+def _wait_nodes(nodes: list[subprocess.Popen], timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    try:
+        return [n.wait(timeout=max(0.1, deadline - time.monotonic())) for n in nodes]
+    finally:
+        for n in nodes:
+            if n.poll() is None:
+                _kill_node(n)
+
+
+@pytest.fixture(scope="module", params=["standalone", "two-nodes"])
+def two_ranks(request, tmp_path_factory):
+    """Run every two-process scenario once per launch: ``torchrun --standalone`` with two
+    ranks, and two ``torchrun --nnodes 2`` launches meeting at a c10d rendezvous on
+    localhost (how a job spans machines); returns (out dir, [rank 0, rank 1 results])."""
     out = tmp_path_factory.mktemp("dist")
-    proc = _torchrun([__file__, str(out)], {}, timeout=240)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if request.param == "standalone":
+        proc = _torchrun([__file__, str(out)], {}, timeout=240)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    else:
+        codes = _wait_nodes(_start_nodes([__file__, str(out)], {}, out), timeout=240)
+        logs = "".join((out / f"node{i}.log").read_text()[-3000:] for i in range(2))
+        assert codes == [0, 0], logs
     return out, [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
@@ -415,6 +507,78 @@ def test_a_dead_or_hung_rank_fails_the_job_fast_with_a_message(fault, timeout):
     else:  # torchrun names the dead rank as the root cause (rank 0 may be stopped first)
         root = log[log.index("Root Cause") :]
         assert "rank      : 1" in root and "exitcode  : 3" in root, root
+
+
+_POP_ARGS = [
+    "-m",
+    "funrl.distributed",
+    "population",
+    "ppo",
+    "--population",
+    "4",
+    "--pbt-interval",
+    "2",
+    "--seed",
+    "3",
+    "--quiet",
+    "--no-compile",
+    "--set",
+    "num_envs=2",
+    "--set",
+    "num_steps=8",
+    "--set",
+    "update_epochs=1",
+]
+
+
+def _one_process(args: list[str]) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, *args]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+@pytest.mark.parametrize("killed", [0, 1])
+def test_a_killed_node_fails_the_survivor_fast_and_the_run_resumes(tmp_path, killed):
+    """Two torchrun nodes train a PBT population with a checkpoint every update; one node
+    is killed whole (agent and worker, SIGKILL) mid-run (the first node to reach the
+    rendezvous usually holds rank 0, which writes the checkpoints).  The survivor fails fast with a
+    message naming its rank, and the run resumes from its last checkpoint (here in a world
+    of one) to the same result as a run that was never interrupted."""
+    run = tmp_path / "run"
+    args = [*_POP_ARGS, "--out", str(run), "--checkpoint-every", "1"]
+    nodes = _start_nodes([*args, "--updates", "100000"], {}, tmp_path)
+    try:
+        metrics, deadline = run / "metrics.jsonl", time.monotonic() + 120
+        while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3 * 4):
+            assert all(n.poll() is None for n in nodes), (tmp_path / "node0.log").read_text()
+            assert time.monotonic() < deadline, "the two nodes never trained 3 updates"
+            time.sleep(0.1)
+        _kill_node(nodes[killed])
+        t_kill = time.monotonic()
+        code = nodes[1 - killed].wait(timeout=90)
+        waited = time.monotonic() - t_kill
+    finally:
+        for n in nodes:
+            if n.poll() is None:
+                _kill_node(n)
+    log = (tmp_path / f"node{1 - killed}.log").read_text()
+    assert code != 0, log[-3000:]
+    assert waited < 30, f"the survivor took {waited:.0f} s to fail"
+    assert re.search(r"funrl\.distributed: rank [01] of 2 failed", log), log[-3000:]
+    done = int(funrl.checkpoint.read_meta(run / "checkpoint.pt")["updates"])
+    assert done >= 2
+    _one_process([*args, "--updates", str(done + 2), "--resume", "auto"])
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert rows[-1]["update"] == done + 2
+    ref = tmp_path / "ref"
+    _one_process([*_POP_ARGS, "--out", str(ref), "--updates", str(done + 2)])
+    algo = ppo.make(ppo.Config.preset("CartPole-v1", num_envs=2, num_steps=8, update_epochs=1))
+    got = pop.load_members(run / "checkpoint.pt", algo)
+    want = pop.load_members(ref / "checkpoint.pt", algo)
+    assert got.meta["updates"] == want.meta["updates"] == done + 2
+    assert tree.allclose(got.state, want.state, rtol=1e-5, atol=1e-6)
+    assert tree.all_equal(got.hparams, want.hparams)
 
 
 # ---- the worker: python -m torch.distributed.run --nproc-per-node=2 tests/test_distributed.py OUT ---
