@@ -428,6 +428,12 @@ def checkpoint_every(args: argparse.Namespace, steps_per_update: int) -> int | N
     return max(1, -(-every[0] // steps_per_update))
 
 
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
 def loop_options(
     args: argparse.Namespace, paths: RunPaths, steps_per_update: int
 ) -> dict[str, Any]:
@@ -444,6 +450,7 @@ def loop_options(
         "resume": paths.resume,
         "run_info": {
             "seed": args.seed,
+            "threads": _torch_threads(),
             "preset": getattr(args, "preset_name", None),
             "command": list(getattr(args, "command_line", []) or []),
             "imports": list(getattr(args, "imports", None) or []),
@@ -469,6 +476,39 @@ def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
 
 #: argparse types: an integer >= 1, an integer >= 0
 positive_int = _int_at_least(1, "a positive integer")
+
+
+def threads_arg(text: str) -> int | str:
+    """An argparse type: ``auto`` or a positive integer (``--threads``)."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
+def default_threads() -> int | str:
+    """``--threads``' default: ``$FUNRL_THREADS`` (a count or ``auto``), else ``auto``."""
+    env = os.environ.get("FUNRL_THREADS", "auto")
+    try:
+        return threads_arg(env)
+    except argparse.ArgumentTypeError:
+        raise SystemExit(f"FUNRL_THREADS={env!r}: expected a positive integer or auto") from None
+
+
+def set_threads(threads: int | str, envs: int, procs: int = 1) -> int:
+    """Set torch's thread count from ``--threads`` for a process that steps ``envs``
+    environments per call, one of ``procs`` on this machine (:mod:`funrl.runtime`);
+    returns the count."""
+    import torch
+
+    from funrl import runtime
+
+    if threads == "auto":
+        free = max(1, runtime.free_cores() // procs) if envs >= 2 * runtime.ENVS_PER_THREAD else 1
+        n = runtime.auto_threads(envs, free=free)
+    else:
+        n = runtime.resolve_threads(threads, envs)
+    torch.set_num_threads(n)
+    return n
+
+
 non_negative_int = _int_at_least(0, "an integer >= 0")
 
 
@@ -571,9 +611,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--threads",
-        type=positive_int,
-        default=int(os.environ.get("FUNRL_THREADS", "1")),
-        help="torch threads per process (default 1, or $FUNRL_THREADS)",
+        type=threads_arg,
+        default=default_threads(),
+        help="torch threads per process, or auto: one per 128 envs stepped at once, at "
+        "most the cores free at the start (default auto, or $FUNRL_THREADS)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import difflib
 import functools
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -40,12 +39,15 @@ from funrl.arguments import (
     RunPaths,
     add_run_arguments,
     algo_module,
+    default_threads,
     loop_options,
     make_algo,
     non_negative_int,
     parse_run,
     positive_int,
     run_paths,
+    set_threads,
+    threads_arg,
 )
 
 if TYPE_CHECKING:
@@ -117,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     algo = make_algo(run)
     if args.nproc > 1:
         return _launch_data_parallel(args, algo, paths)
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads, envs=getattr(run.config, "num_envs", 1))
     import funrl
 
     what = f"resuming {paths.resume}" if paths.resume else "new run"
@@ -243,7 +245,7 @@ def _key(seed: int) -> torch.Tensor:
 def cmd_eval(args: argparse.Namespace) -> int:
     import torch
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads, envs=1)  # evaluation steps a handful of envs
     import funrl
 
     algo, states, ck = _load_for_eval(args.checkpoint, args.member, args.imports)
@@ -450,10 +452,9 @@ def cmd_zoo(args: argparse.Namespace) -> int:
         chosen = zoo.selected(args.algo, args.env, skipped=bool(args.env))
     except ValueError as e:
         raise SystemExit(f"funrl zoo: {e}") from None
-    import torch
-
-    torch.set_num_threads(args.threads)
     for preset in chosen:
+        envs = args.seeds * int(preset.fields.get("num_envs", 1))
+        set_threads(args.threads, envs=envs)
         print(f"zoo: {preset.algo} on {preset.env}, {args.seeds} seeds ...", flush=True)
         try:
             r = zoo.run(
@@ -508,7 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_run_arguments(t)
     t.set_defaults(fn=cmd_train)
-    threads = int(os.environ.get("FUNRL_THREADS", "1"))
+    threads = default_threads()
     from funrl.zoo import DEFAULT_OUT as ZOO_OUT  # plain data: no torch import
 
     e = sub.add_parser(
@@ -534,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also record one episode of the Gymnasium env with the same id to DIR "
         "(needs gymnasium's rendering extras and moviepy)",
     )
-    e.add_argument("--threads", type=positive_int, default=threads, help="torch threads")
+    e.add_argument("--threads", type=threads_arg, default=threads, help="torch threads (or auto)")
     e.set_defaults(fn=cmd_eval)
     x = sub.add_parser(
         "export",
@@ -592,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--total-steps", type=positive_int, default=None, help="shorten every run (smoke test)"
     )
     z.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
-    z.add_argument("--threads", type=positive_int, default=threads, help="torch threads")
+    z.add_argument("--threads", type=threads_arg, default=threads, help="torch threads (or auto)")
     z.add_argument("--quiet", action="store_true", help="no progress bar")
     z.set_defaults(fn=cmd_zoo)
     ls = sub.add_parser(

@@ -166,7 +166,7 @@ def _device_type(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """The device type a call computes on: its first tensor's, else the default device's."""
     import optree
 
-    leaves = optree.tree_leaves((args, kwargs), none_is_leaf=False)
+    leaves: list[Any] = optree.tree_leaves((args, kwargs), none_is_leaf=False)  # type: ignore[arg-type]
     for x in leaves:
         if isinstance(x, torch.Tensor):
             return x.device.type

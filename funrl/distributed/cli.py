@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
 from funrl import arguments
@@ -165,9 +164,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     if args.nproc > 1 and launcher:
         return launch(args.nproc, argv)
-    torch.set_num_threads(args.threads)
     try:
-        me, _ = init(args.backend, args.timeout)
+        me, world = init(args.backend, args.timeout)
+        per_rank = args.population / world if args.mode == "population" else 1
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))  # processes on this machine
+        arguments.set_threads(
+            args.threads, envs=math.ceil(per_rank * getattr(run.config, "num_envs", 1)), procs=local
+        )
         summary = _run(args, run, algo, paths)
     except Exception as e:
         print(
