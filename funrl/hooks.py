@@ -1,6 +1,7 @@
 """The host loop's standard hooks (:func:`funrl.loop.run` calls them in this order after
 every update, then once more with ``step.done``): evaluation, metric files, progress, the
-user's callback, agreeing to stop over ranks, PBT and checkpoints.
+user's callback, agreeing to stop over ranks, PBT, checkpoints, and a warning when the
+run's threads contend for cores with another process.
 
 A hook is a plain function ``hook(step: funrl.loop.Step) -> None``.  Those that do
 collectives in sharded modes (evaluation, PBT, checkpoints) depend only on update
@@ -35,6 +36,7 @@ __all__ = [
     "metrics_files",
     "population_based_training",
     "progress_bar",
+    "thread_contention",
     "user_callback",
     "write_started_summary",
 ]
@@ -221,6 +223,56 @@ def user_callback(callback: Callable[[int, Any, Any], bool | None] | None) -> Ho
         row = step.rows if step.runner.members else step.rows[0]
         if callback(step.update - 1, step.state, row):
             step.stop = True
+
+    return hook
+
+
+def thread_contention(
+    threads: Callable[[], int] = torch.get_num_threads, window: int = 5, factor: float = 2.0
+) -> Hook:
+    """Warn once when updates slow down ``factor``-fold while this process runs several
+    torch threads and fewer cores than that are free (another process took one: OpenMP
+    threads then wait for the one sharing a core, see :mod:`funrl.runtime`).
+
+    It compares the median of the last ``window`` update times with the best such median
+    so far (the first two updates, which compile, are left out) and samples the free
+    cores only when that ratio passes ``factor``; a slowdown with the cores free (an
+    off-policy run that starts learning) becomes the new baseline instead."""
+    from collections import deque
+
+    recent: deque[float] = deque(maxlen=window)
+    best, warned = math.inf, False
+
+    def hook(step: Step) -> None:
+        nonlocal best, warned
+        if warned or step.done or step.update - step.start <= 2 or step.runner.comm.rank != 0:
+            return
+        n = threads()
+        if n <= 1:
+            return
+        recent.append(step.update_s)
+        if len(recent) < window:
+            return
+        median = sorted(recent)[window // 2]
+        if median <= factor * best:
+            best = min(best, median)
+            return
+        from funrl import runtime
+
+        free = runtime.free_cores()
+        if free < n:
+            import warnings
+
+            warnings.warn(
+                f"updates slowed {median / best:.1f}x (median of the last {window}) while "
+                f"{n} torch threads run with {free} core(s) free: another process is using "
+                f"a core and the threads wait for the one that shares it; --threads {free} "
+                "(or --threads auto at the start) avoids it",
+                stacklevel=2,
+            )
+            warned = True
+        best = median
+        recent.clear()
 
     return hook
 

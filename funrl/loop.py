@@ -324,6 +324,7 @@ def run(
         H.agree,
         H.population_based_training(pbt),
         H.checkpoints(checkpoint_path, checkpoint_every),
+        H.thread_contention(),
         *hooks,
     ]
     from funrl.compiling import compile_events

@@ -104,3 +104,41 @@ def test_cli_run_records_its_thread_count(tmp_path, monkeypatch):
         assert summary["threads"] == 1  # auto: 2 envs are far too little work for 2 threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_thread_contention_warns_once_when_updates_slow_and_a_core_is_taken(monkeypatch):
+    import warnings
+    from types import SimpleNamespace
+
+    from funrl import hooks
+
+    free = {"n": 2}
+    monkeypatch.setattr(runtime, "free_cores", lambda sample_s=0.15: free["n"])
+    comm = SimpleNamespace(rank=0)
+    step = SimpleNamespace(
+        done=False, start=0, update=0, update_s=0.0, runner=SimpleNamespace(comm=comm)
+    )
+
+    def feed(hook, times):
+        for t in times:
+            step.update += 1
+            step.update_s = t
+            hook(step)
+
+    hook = hooks.thread_contention(threads=lambda: 2, window=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # compiling first updates are left out; a slowdown with both cores free (say,
+        # learning starts) becomes the new baseline without a warning
+        feed(hook, [9.0, 9.0] + [0.01] * 6 + [0.05] * 3)
+    free["n"] = 1  # another process takes a core
+    with pytest.warns(
+        UserWarning, match=r"slowed 4\.0x .* 2 torch threads run with 1 core\(s\) free"
+    ):
+        feed(hook, [0.2, 0.2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        feed(hook, [0.4] * 10)  # once only
+        step.update = 0
+        one_thread = hooks.thread_contention(threads=lambda: 1, window=3)
+        feed(one_thread, [0.01] * 5 + [1.0] * 5)  # one thread cannot contend with itself
