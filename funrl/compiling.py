@@ -25,6 +25,19 @@ step); in C++ the fused DQN bench config runs 39.0k -> 55.8k env-steps/s and a 1
 PPO CartPole update 59.3k -> 66.4k, at about the same compile time
 (benchmarks/bench_compile_options.py, see benchmarks/RESULTS.md).
 
+The options are chosen at a function's first call, from the device it computes on
+(:func:`options_for`): ``cpp_wrapper`` only on the CPU.
+
+A corrupt or unusable inductor cache (``TORCHINDUCTOR_CACHE_DIR``, default
+``/tmp/torchinductor_<user>``: truncated or foreign files, a file where the folder
+should be, no write permission) never stops a run: when compiling fails in a way that
+can come from the cache, funrl points inductor at a fresh temporary folder, compiles
+every function again there, and warns once naming the bad folder and ``rm -rf`` for it.
+An error in the function itself (a graph break, a shape error) is raised as it is.
+Where torch had already recovered some graphs from the bad cache on its own before
+giving up, results match a clean compile's to float32 rounding (a relative 1e-8 after
+three PPO updates, tests/test_compiling.py and RESULTS.md), not bit for bit.
+
 Use it wherever you would call ``torch.compile`` on code that draws from ``funrl.random``::
 
     >>> import functools
@@ -193,16 +206,130 @@ def _compile(
     """Build the compiled function at the first call, with options for the device the call
     computes on (:func:`options_for`)."""
     built: Callable[..., Any] | None = None
+    opts: dict[str, Any] = {}
+    generation = -1
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        nonlocal built
+        nonlocal built, opts, generation
         if built is None:
-            opts = options_for(_device_type(args, kwargs), options)
-            built = _build(fn, fullgraph, dynamic, opts, graph_pass)
-        return built(*args, **kwargs)
+            _check_cache_folder()
+        try:
+            if built is None or generation != _generation[0]:
+                # first call, or the cache was swapped since: compile afresh in the new cache
+                opts = options_for(_device_type(args, kwargs), options)
+                built, generation = _build(fn, fullgraph, dynamic, opts, graph_pass), _generation[0]
+            return built(*args, **kwargs)
+        except Exception as e:
+            if not _may_be_the_cache(e):
+                raise
+            old = _swap_cache_dir()
+            if old is None:  # the cache was swapped before: not the cache's fault
+                raise
+            built, generation = _build(fn, fullgraph, dynamic, opts, graph_pass), _generation[0]
+            try:
+                out = built(*args, **kwargs)
+            except Exception:
+                _restore_cache_dir(old)
+                raise
+            import warnings
+
+            warnings.warn(
+                f"funrl.compile: the inductor cache {old} could not be used ({_root(e)}); "
+                f"compiled into a fresh cache, {_cache_dir()}, for the rest of this process. "
+                f"Delete the old one (rm -rf {old}) to rebuild it.",
+                stacklevel=2,
+            )
+            return out
 
     call.__wrapped__ = fn  # type: ignore[attr-defined]
     return call
+
+
+def _cache_dir() -> str:
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    return cache_dir()
+
+
+_swapped: list[str] = []  # the cache folders this process gave up on
+_generation = [0]  # bumped at each swap: functions compiled before it compile again
+
+
+def _root(e: BaseException) -> str:
+    """The innermost cause of ``e`` as ``Type: first line`` (torch wraps the real error)."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    lines = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {lines[0]}" if lines else type(e).__name__
+
+
+def _may_be_the_cache(e: Exception) -> bool:
+    """Whether compiling may have failed on a corrupt or foreign inductor cache (a
+    truncated generated module, a garbage pickle, an unloadable library, an unusable
+    folder) rather than on the function itself (a graph break, an error in its code)."""
+    if isinstance(e, OSError):  # e.g. the cache folder is a file or cannot be made
+        return True
+    try:
+        import torch._dynamo.exc as exc
+    except Exception:  # torch._dynamo itself failed to import (it opens the cache too)
+        return True
+    return not isinstance(e, exc.Unsupported | exc.UserError | exc.TorchRuntimeError)
+
+
+_checked_folder: list[bool] = []
+
+
+def _check_cache_folder() -> None:
+    """Once per process, before torch opens it: a ``TORCHINDUCTOR_CACHE_DIR`` that is not
+    a writable folder (a file, no permission) is replaced by a fresh one, with a warning
+    (torch would fail importing its compiler, and cannot retry after that)."""
+    import os
+
+    if _checked_folder:
+        return
+    _checked_folder.append(True)
+    path = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if path is None:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+        problem = "" if os.access(path, os.W_OK) else "not writable"
+    except OSError as e:
+        problem = f"{type(e).__name__}: {e.strerror or e}"
+    if problem:
+        old = _swap_cache_dir()
+        import warnings
+
+        warnings.warn(
+            f"funrl.compile: the inductor cache {old} could not be used ({problem}); "
+            f"compiling into a fresh cache, {os.environ['TORCHINDUCTOR_CACHE_DIR']}, for this "
+            "process. Point TORCHINDUCTOR_CACHE_DIR at a writable folder.",
+            stacklevel=3,
+        )
+
+
+def _swap_cache_dir() -> str | None:
+    """Point inductor at a fresh, empty cache folder; the old folder, or ``None`` if
+    this process already swapped once (a second failure is not the cache's)."""
+    if _swapped:
+        return None
+    import os
+    import tempfile
+
+    # (never ask torch where its cache is here: that imports its compiler, which opens the
+    # cache folder, and a failed import of torch._dynamo cannot be retried)
+    old = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or _cache_dir()
+    _swapped.append(old)
+    _generation[0] += 1
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="funrl-inductor-")
+    return old
+
+
+def _restore_cache_dir(old: str) -> None:
+    import os
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = old
+    _swapped.clear()
 
 
 def _build(

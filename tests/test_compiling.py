@@ -1,3 +1,7 @@
+import os
+import subprocess
+
+import pytest
 import torch
 import torch._dynamo.config
 
@@ -103,3 +107,62 @@ def test_options_follow_the_device_a_call_computes_on():
     assert _device_type((1, 2.0), {"x": None}) == "cpu"
     with torch.device("meta"):
         assert _device_type((), {}) == "meta"
+
+
+_CACHE_SCRIPT = """
+import torch, funrl, funrl.random as R
+torch.set_num_threads(1)
+f = funrl.compile(lambda k: R.normal(k, (8,)) * 2 + 1)
+print("RESULT", f(R.key(3)).tolist())
+"""
+
+
+def _run_with_cache(cache: str) -> subprocess.CompletedProcess[str]:
+    import sys
+
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-c", _CACHE_SCRIPT]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _result(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return next(line for line in proc.stdout.splitlines() if line.startswith("RESULT"))
+
+
+def test_a_corrupt_or_unusable_inductor_cache_is_replaced_with_a_warning(tmp_path):
+    cache = tmp_path / "cache"
+    clean = _run_with_cache(str(cache))
+    want = _result(clean)
+    assert "funrl.compile" not in clean.stderr
+
+    def spoil(keep_pickles: bool) -> None:
+        for p in cache.rglob("*"):
+            if p.is_file() and not (keep_pickles and {"fxgraph", "aotautograd"} & set(p.parts)):
+                size = p.stat().st_size
+                p.write_bytes((b"\x80\xff garbage \x00" * (size // 12 + 1))[:size])
+
+    spoil(keep_pickles=True)  # generated modules and libraries garbage: torch gives up
+    broken = _run_with_cache(str(cache))
+    assert _result(broken) == want
+    assert f"the inductor cache {cache} could not be used" in broken.stderr, broken.stderr[-3000:]
+    assert f"rm -rf {cache}" in broken.stderr
+    spoil(keep_pickles=False)  # everything garbage: torch or funrl recompiles
+    assert _result(_run_with_cache(str(cache))) == want
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("not a folder")
+    odd = _run_with_cache(str(not_a_folder))
+    assert _result(odd) == want
+    assert f"the inductor cache {not_a_folder} could not be used" in odd.stderr, odd.stderr[-3000:]
+
+
+def test_an_error_in_the_function_is_not_blamed_on_the_cache():
+    import warnings
+
+    import torch._dynamo.exc
+
+    f = funrl.compile(lambda x: x @ torch.ones(3, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no cache warning
+        with pytest.raises(torch._dynamo.exc.TorchRuntimeError):
+            f(torch.ones(2, 5))
