@@ -538,19 +538,42 @@ def _one_process(args: list[str]) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-@pytest.mark.parametrize("killed", [0, 1])
-def test_a_killed_node_fails_the_survivor_fast_and_the_run_resumes(tmp_path, killed):
-    """Two torchrun nodes train a PBT population with a checkpoint every update; one node
-    is killed whole (agent and worker, SIGKILL) mid-run (the first node to reach the
-    rendezvous usually holds rank 0, which writes the checkpoints).  The survivor fails fast with a
-    message naming its rank, and the run resumes from its last checkpoint (here in a world
-    of one) to the same result as a run that was never interrupted."""
+_DP_ARGS = [
+    "-m",
+    "funrl.distributed",
+    "dataparallel",
+    "ppo",
+    "--seed",
+    "3",
+    "--quiet",
+    "--no-compile",
+    "--set",
+    "num_envs=2",
+    "--set",
+    "num_steps=8",
+    "--set",
+    "update_epochs=1",
+]
+
+
+@pytest.mark.parametrize("mode,killed", [("population", 0), ("population", 1), ("dataparallel", 1)])
+def test_a_killed_node_fails_the_survivor_fast_and_the_run_resumes(tmp_path, mode, killed):
+    """Two torchrun nodes train (a PBT population, or one agent data-parallel) with a
+    checkpoint every update; one node is killed whole (agent and worker, SIGKILL) mid-run
+    (the first node to reach the rendezvous usually holds rank 0, which writes the
+    checkpoints).  The survivor fails fast with a message naming its rank, and the run
+    resumes from its last checkpoint (a population in a world of one, data-parallel on two
+    ranks again) to the same result as a run that was never interrupted."""
+    population = mode == "population"
+    base, rows_per_update = (_POP_ARGS, 4) if population else (_DP_ARGS, 1)
     run = tmp_path / "run"
-    args = [*_POP_ARGS, "--out", str(run), "--checkpoint-every", "1"]
+    args = [*base, "--out", str(run), "--checkpoint-every", "1"]
     nodes = _start_nodes([*args, "--updates", "100000"], {}, tmp_path)
     try:
         metrics, deadline = run / "metrics.jsonl", time.monotonic() + 120
-        while not (metrics.is_file() and len(metrics.read_text().splitlines()) >= 3 * 4):
+        while not (
+            metrics.is_file() and len(metrics.read_text().splitlines()) >= 3 * rows_per_update
+        ):
             assert all(n.poll() is None for n in nodes), (tmp_path / "node0.log").read_text()
             assert time.monotonic() < deadline, "the two nodes never trained 3 updates"
             time.sleep(0.1)
@@ -568,14 +591,22 @@ def test_a_killed_node_fails_the_survivor_fast_and_the_run_resumes(tmp_path, kil
     assert re.search(r"funrl\.distributed: rank [01] of 2 failed", log), log[-3000:]
     done = int(funrl.checkpoint.read_meta(run / "checkpoint.pt")["updates"])
     assert done >= 2
-    _one_process([*args, "--updates", str(done + 2), "--resume", "auto"])
+    ref = tmp_path / "ref"
+    if population:
+        _one_process([*args, "--updates", str(done + 2), "--resume", "auto"])
+        _one_process([*base, "--out", str(ref), "--updates", str(done + 2)])
+    else:
+        for cmd in (
+            [*args, "--updates", str(done + 2), "--resume", "auto"],
+            [*base, "--out", str(ref), "--checkpoint-every", "1", "--updates", str(done + 2)],
+        ):
+            proc = _torchrun(cmd, {}, timeout=120)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rows = [json.loads(line) for line in metrics.read_text().splitlines()]
     assert rows[-1]["update"] == done + 2
-    ref = tmp_path / "ref"
-    _one_process([*_POP_ARGS, "--out", str(ref), "--updates", str(done + 2)])
     algo = ppo.make(ppo.Config.preset("CartPole-v1", num_envs=2, num_steps=8, update_epochs=1))
-    got = pop.load_members(run / "checkpoint.pt", algo)
-    want = pop.load_members(ref / "checkpoint.pt", algo)
+    got = pop.load_members(run / "checkpoint.pt", algo, data_parallel=not population)
+    want = pop.load_members(ref / "checkpoint.pt", algo, data_parallel=not population)
     assert got.meta["updates"] == want.meta["updates"] == done + 2
     assert tree.allclose(got.state, want.state, rtol=1e-5, atol=1e-6)
     assert tree.all_equal(got.hparams, want.hparams)
