@@ -483,6 +483,11 @@ def threads_arg(text: str) -> int | str:
     return "auto" if text.strip().lower() == "auto" else positive_int(text)
 
 
+def nproc_arg(text: str) -> int | str:
+    """An argparse type: ``auto`` or a positive integer (``--nproc``)."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
+
+
 def default_threads() -> int | str:
     """``--threads``' default: ``$FUNRL_THREADS`` (a count or ``auto``), else ``auto``."""
     env = os.environ.get("FUNRL_THREADS", "auto")
@@ -619,8 +624,9 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--nproc",
-        type=positive_int,
+        type=nproc_arg,
         default=1,
         help="run N processes with torchrun (funrl train: data-parallel, for algorithms "
-        "with one optimizer: ppo, a2c)",
+        "with one optimizer: ppo, a2c); auto (populations): one per 16 members, at most "
+        "the free cores",
     )

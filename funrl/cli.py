@@ -117,6 +117,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     run, paths = resumed_run(args)
     algo = make_algo(run)
+    if args.nproc == "auto":
+        raise SystemExit(
+            "funrl train: --nproc auto is for populations (python -m funrl.distributed "
+            "population); data-parallel training of one agent pays only for large gradient "
+            "steps (benchmarks/RESULTS.md): give a number"
+        )
     if args.nproc > 1:
         return _launch_data_parallel(args, algo, paths)
     set_threads(args.threads, envs=getattr(run.config, "num_envs", 1))

@@ -142,3 +142,40 @@ def test_thread_contention_warns_once_when_updates_slow_and_a_core_is_taken(monk
         step.update = 0
         one_thread = hooks.thread_contention(threads=lambda: 1, window=3)
         feed(one_thread, [0.01] * 5 + [1.0] * 5)  # one thread cannot contend with itself
+
+
+def test_auto_processes_follow_population_size_and_free_cores(monkeypatch):
+    def never(*a, **k):
+        raise AssertionError("a small population must not sample the machine")
+
+    monkeypatch.setattr(runtime, "free_cores", never)
+    assert runtime.auto_processes(1) == 1
+    assert runtime.auto_processes(2 * runtime.MEMBERS_PER_PROCESS - 1) == 1
+    assert runtime.auto_processes(64, free=2) == 2
+    assert runtime.auto_processes(64, free=16) == 4
+    with pytest.raises(ValueError, match="members must be >= 1"):
+        runtime.auto_processes(0)
+
+
+_TINY = ["--no-preset", "--no-compile", "--quiet", "--updates", "2", "--eval-episodes", "1",
+         "--set", "num_envs=2", "--set", "num_steps=8"]  # fmt: skip
+
+
+def test_nproc_auto_shards_a_population_over_free_cores(tmp_path, monkeypatch, capsys):
+    from funrl import cli
+    from funrl.distributed import cli as dcli
+
+    assert cli.main(["train", "ppo", "--nproc", "auto", *_TINY]) == 2
+    assert "funrl train: --nproc auto is for populations" in capsys.readouterr().err
+    assert dcli.main(["dataparallel", "ppo", "--nproc", "auto", *_TINY]) == 2
+    assert "--nproc auto is for populations" in capsys.readouterr().err
+    small = tmp_path / "small"
+    argv = ["population", "ppo", "--nproc", "auto", *_TINY]
+    assert dcli.main([*argv, "--population", "4", "--out", str(small)]) == 0  # one process
+    assert json.loads((small / "summary.json").read_text())["world_size"] == 1
+    monkeypatch.setattr(runtime, "free_cores", lambda sample_s=0.15: 2)
+    big = tmp_path / "big"
+    assert dcli.main([*argv, "--population", "32", "--out", str(big)]) == 0
+    assert "--nproc auto: 2 processes" in capsys.readouterr().out
+    summary = json.loads((big / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["threads"] == 1

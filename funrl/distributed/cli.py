@@ -21,7 +21,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from funrl import arguments
+from funrl import arguments, runtime
 from funrl import population as pop
 from funrl import random as R
 from funrl.distributed.group import init, rank, world_size
@@ -162,6 +162,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(e.code, file=sys.stderr, flush=True)
             return 2
         raise
+    if args.nproc == "auto":
+        if args.mode != "population":
+            print(
+                "funrl.distributed: --nproc auto is for populations; data-parallel pays only "
+                "for large gradient steps (benchmarks/RESULTS.md): give a number",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 2
+        args.nproc = runtime.auto_processes(args.population) if launcher else 1
+        if launcher and args.nproc > 1:
+            print(f"funrl.distributed: --nproc auto: {args.nproc} processes", flush=True)
     if args.nproc > 1 and launcher:
         return launch(args.nproc, argv)
     try:
