@@ -207,10 +207,10 @@ def _compile(
     computes on (:func:`options_for`)."""
     built: Callable[..., Any] | None = None
     opts: dict[str, Any] = {}
-    generation = -1
+    generation, ran = -1, False
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        nonlocal built, opts, generation
+        nonlocal built, opts, generation, ran
         if built is None:
             _check_cache_folder()
         try:
@@ -218,9 +218,13 @@ def _compile(
                 # first call, or the cache was swapped since: compile afresh in the new cache
                 opts = options_for(_device_type(args, kwargs), options)
                 built, generation = _build(fn, fullgraph, dynamic, opts, graph_pass), _generation[0]
-            return built(*args, **kwargs)
+                ran = False
+            out = built(*args, **kwargs)
+            ran = True
+            return out
         except Exception as e:
-            if not _may_be_the_cache(e):
+            # only a first call compiles from the cache; a later error is the function's
+            if ran or not _may_be_the_cache(e):
                 raise
             old = _swap_cache_dir()
             if old is None:  # the cache was swapped before: not the cache's fault
@@ -231,6 +235,7 @@ def _compile(
             except Exception:
                 _restore_cache_dir(old)
                 raise
+            ran = True
             import warnings
 
             warnings.warn(

@@ -166,3 +166,30 @@ def test_an_error_in_the_function_is_not_blamed_on_the_cache():
         warnings.simplefilter("error")  # no cache warning
         with pytest.raises(torch._dynamo.exc.TorchRuntimeError):
             f(torch.ones(2, 5))
+
+
+def test_an_error_after_a_first_good_call_is_not_blamed_on_the_cache(monkeypatch):
+    import warnings
+
+    from funrl import compiling
+
+    calls = []
+
+    def fake_build(fn, fullgraph, dynamic, opts, graph_pass):
+        def run(x):
+            calls.append(x)
+            if len(calls) > 1:
+                raise RuntimeError("the function's own failure")
+            return x
+
+        return run
+
+    monkeypatch.setattr(compiling, "_build", fake_build)
+    monkeypatch.setattr(compiling, "_swapped", [])
+    f = compiling._compile(lambda x: x, True, False, None, None)
+    assert f(1) == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(RuntimeError, match="the function's own failure"):
+            f(2)
+    assert compiling._swapped == []  # no fresh cache for an error at a later call
