@@ -426,7 +426,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print("environments: " + ", ".join(sorted(e[0] for e in BUILTIN_ENVS)))
     print(
         "  torch envs: every algorithm that fits the action space, compiled end to end and "
-        "vmapped over populations; MinAtar-Breakout-v1 has image observations: ppo, a2c, dqn"
+        "vmapped over populations; the MinAtar envs have image observations: ppo, a2c, dqn"
     )
     print(
         "any Gymnasium id with flat Box observations and a Discrete or Box action space "

@@ -1,7 +1,7 @@
 """MinAtar games (Young & Tian 2019) in pure torch, matching the ``minatar`` package step for step.
 
 ``Breakout`` (id ``"MinAtar-Breakout-v1"``: MinAtar's minimal action set, as Gymnasium's
-``MinAtar/Breakout-v1``).  Observations are ``[10, 10, channels]`` float32 grids (channels
+``MinAtar/Breakout-v1``) and ``Freeway`` (``"MinAtar-Freeway-v1"``).  Observations are ``[10, 10, channels]`` float32 grids (channels
 last, as ``minatar``'s ``state()``).  See :mod:`funrl.envs.base` for the ``reset``/``step``
 contract.
 
@@ -22,5 +22,20 @@ from funrl.envs.minatar.breakout import (
     BreakoutParams,
     BreakoutState,
 )
+from funrl.envs.minatar.freeway import (
+    FREEWAY_ACTION_SET,
+    Freeway,
+    FreewayParams,
+    FreewayState,
+)
 
-__all__ = ["MINIMAL_ACTION_SET", "Breakout", "BreakoutParams", "BreakoutState"]
+__all__ = [
+    "FREEWAY_ACTION_SET",
+    "MINIMAL_ACTION_SET",
+    "Breakout",
+    "BreakoutParams",
+    "BreakoutState",
+    "Freeway",
+    "FreewayParams",
+    "FreewayState",
+]
