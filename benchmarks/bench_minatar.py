@@ -1,4 +1,5 @@
-"""Random-action MinAtar Breakout env-steps/s: the ``minatar`` package vs funrl's ``Breakout``.
+"""Random-action MinAtar env-steps/s: the ``minatar`` package vs funrl's torch game
+(``--game breakout`` or ``freeway``).
 
 Not a test.  One run of each, side by side:
 
@@ -15,6 +16,7 @@ Usage::
 
     .venv/bin/python benchmarks/bench_minatar.py                 # sizes 64 1024 4096
     .venv/bin/python benchmarks/bench_minatar.py --sizes 4096 --seconds 5
+    .venv/bin/python benchmarks/bench_minatar.py --game freeway
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ import time
 import numpy as np
 from bench_envs import _timed, stepping  # the same timing as the CartPole benchmark
 
+GAMES = {"breakout": "Breakout", "freeway": "Freeway"}  # minatar name: funrl class
 
-def bench_minatar(seconds: float) -> list[tuple[str, float, str]]:
+
+def bench_minatar(seconds: float, game: str) -> list[tuple[str, float, str]]:
     import minatar
 
-    env = minatar.Environment("breakout")  # sticky_action_prob=0.1
+    env = minatar.Environment(game)  # sticky_action_prob=0.1
     env.seed(0)
     env.reset()
     actions = env.minimal_action_set()
@@ -52,17 +56,17 @@ def bench_minatar(seconds: float) -> list[tuple[str, float, str]]:
     return rows
 
 
-def bench_funrl(sizes: list[int], seconds: float) -> list[tuple[str, float, str]]:
+def bench_funrl(sizes: list[int], seconds: float, game: str) -> list[tuple[str, float, str]]:
     import torch
 
     import funrl
     import funrl.random as R
     from funrl.envs import VecEnv
-    from funrl.envs.minatar import Breakout
+    from funrl.envs import minatar as games
 
     rows = []
     for n in sizes:
-        venv = VecEnv(Breakout(), n)
+        venv = VecEnv(getattr(games, GAMES[game])(), n)
         params = venv.default_params()
 
         def step(key: torch.Tensor, state, venv=venv, n=n, params=params):
@@ -97,12 +101,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 1024, 4096])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--game", default="breakout", choices=sorted(GAMES))
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
-    rows = bench_minatar(args.seconds) + bench_funrl(args.sizes, args.seconds)
+    print(f"{args.game}: torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    rows = bench_minatar(args.seconds, args.game) + bench_funrl(args.sizes, args.seconds, args.game)
     base = rows[0][1]
     for name, rate, note in rows:
         print(f"{name:34s} {rate:14,.0f} steps/s  x{rate / base:8.1f}  {note}")

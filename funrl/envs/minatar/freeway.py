@@ -86,12 +86,12 @@ class FreewayState:
 
 
 def car_speeds(key: torch.Tensor) -> torch.Tensor:
-    """``[8]`` int64 signed speeds: ``|speed|`` uniform in 1-5, the sign a fair coin
-    (minatar's ``randint(1, 6, 8) * sign(rand(8) - 0.5)``)."""
-    k_abs, k_sign = R.split(key)
-    size = R.randint(k_abs, 1, 6, (CARS,)).to(torch.int64)
-    right = R.bernoulli(k_sign, torch.tensor(0.5, device=key.device), (CARS,))
-    return torch.where(right, size, -size)
+    """``[8]`` int64 signed speeds: ``|speed|`` uniform in 1-5, the sign a fair coin,
+    independent (minatar's ``randint(1, 6, 8) * sign(rand(8) - 0.5)``), as one draw
+    uniform over the ten speeds (one hash per car instead of two)."""
+    v = R.randint(key, 0, 10, (CARS,)).to(torch.int64)
+    size = v % 5 + 1
+    return torch.where(v >= 5, size, -size)
 
 
 def _rows(device: torch.device) -> torch.Tensor:
@@ -179,20 +179,26 @@ class Freeway(Environment):
     @staticmethod
     def _obs(state: FreewayState) -> torch.Tensor:
         """``[10, 10, 7]`` float32: chicken, cars, and each car's trail in its speed's
-        channel (minatar's ``state()``), built by comparing the 100 cells with the cars'
-        cells (no scatter: vmaps and compiles)."""
+        channel (minatar's ``state()``).  Row ``i + 1`` holds car ``i`` alone, so every
+        plane is one ``[10, 10]`` comparison of the columns with a per-row column (-1 on
+        rows 0 and 9, which have no car): no scatter (vmaps and compiles) and no
+        reduction over cars."""
         dev = state.pos.device
-        cells = torch.arange(GRID * GRID, dtype=torch.int64, device=dev)
-        rows = _rows(dev)
+        idx = torch.arange(GRID, dtype=torch.int64, device=dev)
         x, speed = state.cars_x, state.cars_speed
         back = torch.where(speed > 0, x - 1, x + 1)
         back = torch.where(back < 0, GRID - 1, torch.where(back > GRID - 1, 0, back))
-        car_at = cells[:, None] == (rows * GRID + x)[None, :]  # [100, 8]
-        trail_at = cells[:, None] == (rows * GRID + back)[None, :]
-        size = speed.abs()
-        planes = [cells == state.pos * GRID + _CHICKEN_X, car_at.any(1)]
-        planes += [(trail_at & (size == c)[None, :]).any(1) for c in range(1, 6)]
-        return torch.stack(planes, -1).reshape(GRID, GRID, CHANNELS).to(torch.float32)
+        none = torch.full((1,), -1, dtype=torch.int64, device=dev)
+        car_col = torch.cat([none, x, none])[:, None]  # [10, 1]: the car's column per row
+        back_col = torch.cat([none, back, none])[:, None]
+        size = torch.cat([none, speed.abs(), none])[:, None]
+        trail = idx[None, :] == back_col  # [10, 10]
+        planes = [
+            (idx[:, None] == state.pos) & (idx[None, :] == _CHICKEN_X),
+            idx[None, :] == car_col,
+        ]
+        planes += [trail & (size == c) for c in range(1, 6)]
+        return torch.stack(planes, -1).to(torch.float32)
 
     def observation_space(self, params: FreewayParams) -> Box:
         """``Box(0, 1, (10, 10, 7), float32)``; every entry is 0 or 1."""
