@@ -37,6 +37,8 @@ Example::
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from funrl import random as R
@@ -56,6 +58,10 @@ _PLAYER_SPEED = 3  # steps between two chicken moves
 _TIME_LIMIT = 2500  # minatar's terminate_timer: terminal once it runs below zero
 _CHICKEN_X = 4
 _START_ROW = GRID - 1
+# the bit shift that puts channel c into byte c (memory order) of an int64
+_BYTE_SHIFTS = tuple(8 * c for c in range(8))
+if sys.byteorder != "little":
+    _BYTE_SHIFTS = _BYTE_SHIFTS[::-1]
 
 
 @tree.struct
@@ -198,7 +204,12 @@ class Freeway(Environment):
             idx[None, :] == car_col,
         ]
         planes += [trail & (size == c) for c in range(1, 6)]
-        return torch.stack(planes, -1).to(torch.float32)
+        # the 7 channels of a cell as the bytes of one int64 (memory order), so that no loop
+        # runs 7 wide: compiled at 4096 envs 118 k -> 928 k steps/s (RESULTS.md, Freeway)
+        code = torch.zeros((GRID, GRID), dtype=torch.int64, device=dev)
+        for plane, shift in zip(planes, _BYTE_SHIFTS, strict=False):
+            code = code | (plane.to(torch.int64) << shift)
+        return code.view(torch.uint8).reshape(GRID, GRID, 8)[..., :CHANNELS].to(torch.float32)
 
     def observation_space(self, params: FreewayParams) -> Box:
         """``Box(0, 1, (10, 10, 7), float32)``; every entry is 0 or 1."""
