@@ -505,11 +505,7 @@ def set_threads(threads: int | str, envs: int, procs: int = 1) -> int:
 
     from funrl import runtime
 
-    if threads == "auto":
-        free = max(1, runtime.free_cores() // procs) if envs >= 2 * runtime.ENVS_PER_THREAD else 1
-        n = runtime.auto_threads(envs, free=free)
-    else:
-        n = runtime.resolve_threads(threads, envs)
+    n = runtime.resolve_threads(threads, envs, procs)
     torch.set_num_threads(n)
     return n
 

@@ -99,16 +99,25 @@ def free_cores(sample_s: float = 0.15) -> int:
     return max(1, min(usable, math.floor(usable - busy + 0.3)))
 
 
-def auto_threads(envs: int, free: int | None = None) -> int:
-    """Threads for work that steps ``envs`` environments per vectorised call (a
-    population: members x num_envs): one per :data:`ENVS_PER_THREAD` envs, at most the
-    ``free`` cores (default: :func:`free_cores`, measured now), at least 1."""
-    if envs < 1:
-        raise ValueError(f"auto_threads: envs must be >= 1, got {envs}")
-    want = max(1, envs // ENVS_PER_THREAD)
+def _per_unit(amount: int, per: int, free: int | None, procs: int = 1) -> int:
+    """``amount // per`` units, at most ``free`` cores (default: :func:`free_cores`,
+    sampled only when more than one unit is wanted) shared by ``procs`` processes, at
+    least 1."""
+    want = max(1, amount // per)
     if want == 1:
         return 1
-    return max(1, min(want, free_cores() if free is None else free))
+    cores = free_cores() if free is None else free
+    return max(1, min(want, cores // max(1, procs)))
+
+
+def auto_threads(envs: int, free: int | None = None, procs: int = 1) -> int:
+    """Threads for work that steps ``envs`` environments per vectorised call (a
+    population: members x num_envs): one per :data:`ENVS_PER_THREAD` envs, at most this
+    process's share of the ``free`` cores (default: :func:`free_cores`, measured now)
+    among ``procs`` processes on the machine, at least 1."""
+    if envs < 1:
+        raise ValueError(f"auto_threads: envs must be >= 1, got {envs}")
+    return _per_unit(envs, ENVS_PER_THREAD, free, procs)
 
 
 def auto_processes(members: int, free: int | None = None) -> int:
@@ -120,16 +129,13 @@ def auto_processes(members: int, free: int | None = None) -> int:
     a busy core)."""
     if members < 1:
         raise ValueError(f"auto_processes: members must be >= 1, got {members}")
-    want = max(1, members // MEMBERS_PER_PROCESS)
-    if want == 1:
-        return 1
-    return max(1, min(want, free_cores() if free is None else free))
+    return _per_unit(members, MEMBERS_PER_PROCESS, free)
 
 
-def resolve_threads(threads: int | str, envs: int) -> int:
+def resolve_threads(threads: int | str, envs: int, procs: int = 1) -> int:
     """``threads`` as a count: an int >= 1 as it is, ``"auto"`` as :func:`auto_threads`."""
     if threads == "auto":
-        return auto_threads(envs)
+        return auto_threads(envs, procs=procs)
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ValueError(f"threads must be a positive int or 'auto', got {threads!r}")
     return threads

@@ -509,25 +509,12 @@ def test_a_dead_or_hung_rank_fails_the_job_fast_with_a_message(fault, timeout):
         assert "rank      : 1" in root and "exitcode  : 3" in root, root
 
 
+_TINY_RUN = ["--seed", "3", "--quiet", "--no-compile", "--set", "num_envs=2",
+             "--set", "num_steps=8", "--set", "update_epochs=1"]  # fmt: skip
 _POP_ARGS = [
-    "-m",
-    "funrl.distributed",
-    "population",
-    "ppo",
-    "--population",
-    "4",
-    "--pbt-interval",
-    "2",
-    "--seed",
-    "3",
-    "--quiet",
-    "--no-compile",
-    "--set",
-    "num_envs=2",
-    "--set",
-    "num_steps=8",
-    "--set",
-    "update_epochs=1",
+    *("-m", "funrl.distributed", "population", "ppo"),
+    *("--population", "4", "--pbt-interval", "2"),
+    *_TINY_RUN,
 ]
 
 
@@ -538,22 +525,7 @@ def _one_process(args: list[str]) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
-_DP_ARGS = [
-    "-m",
-    "funrl.distributed",
-    "dataparallel",
-    "ppo",
-    "--seed",
-    "3",
-    "--quiet",
-    "--no-compile",
-    "--set",
-    "num_envs=2",
-    "--set",
-    "num_steps=8",
-    "--set",
-    "update_epochs=1",
-]
+_DP_ARGS = ["-m", "funrl.distributed", "dataparallel", "ppo", *_TINY_RUN]
 
 
 @pytest.mark.parametrize("mode,killed", [("population", 0), ("population", 1), ("dataparallel", 1)])

@@ -12,6 +12,10 @@ import torch
 from funrl import arguments, runtime
 
 
+def _never(*args, **kwargs):
+    raise AssertionError("small work must not sample the machine")
+
+
 def test_usable_cores_are_this_process_cpus():
     cores = runtime.usable_cores()
     assert cores and len(set(cores)) == len(cores)
@@ -44,10 +48,7 @@ def test_free_cores_rounds_what_others_leave(monkeypatch):
 
 
 def test_auto_threads_follow_work_and_free_cores(monkeypatch):
-    def never(*a, **k):
-        raise AssertionError("small work must not sample the machine")
-
-    monkeypatch.setattr(runtime, "free_cores", never)
+    monkeypatch.setattr(runtime, "free_cores", _never)
     assert runtime.auto_threads(1) == 1
     assert runtime.auto_threads(2 * runtime.ENVS_PER_THREAD - 1) == 1
     assert runtime.auto_threads(512, free=2) == 2
@@ -145,10 +146,7 @@ def test_thread_contention_warns_once_when_updates_slow_and_a_core_is_taken(monk
 
 
 def test_auto_processes_follow_population_size_and_free_cores(monkeypatch):
-    def never(*a, **k):
-        raise AssertionError("a small population must not sample the machine")
-
-    monkeypatch.setattr(runtime, "free_cores", never)
+    monkeypatch.setattr(runtime, "free_cores", _never)
     assert runtime.auto_processes(1) == 1
     assert runtime.auto_processes(2 * runtime.MEMBERS_PER_PROCESS - 1) == 1
     assert runtime.auto_processes(64, free=2) == 2
