@@ -171,7 +171,8 @@ def compile(
 
 #: Options in :data:`INDUCTOR_OPTIONS` that only pay on the CPU backend.  On a GPU,
 #: ``cpp_wrapper`` builds the wrapper with the CUDA toolchain: a compiled CartPole step
-#: did not finish compiling within 60 s on an H100 with it, 58.6 s without (RESULTS.md).
+#: did not finish compiling within 60 s on an H100 with it, 58.6 s without (session 4,
+#: RESULTS.md "CUDA, first run"; not re-measured with it on since).
 _CPU_ONLY_OPTIONS = ("cpp_wrapper",)
 
 
