@@ -1,12 +1,12 @@
 """Random-action MinAtar env-steps/s: the ``minatar`` package vs funrl's torch game
-(``--game breakout`` or ``freeway``).
+(``--game breakout``, ``freeway`` or ``space_invaders``).
 
 Not a test.  One run of each, side by side:
 
 * ``minatar`` (1.0.15), one env in a Python loop: ``act`` + ``state()`` (the observation)
   per step, ``reset`` when terminal, uniform random actions from the minimal action set
   drawn in blocks with NumPy, sticky actions at minatar's default 0.1;
-* funrl ``Breakout`` (default params: sticky 0.1, time limit 1000) in ``VecEnv(env, n)``:
+* funrl's game (default params, sticky 0.1) in ``VecEnv(env, n)``:
   eager, and one ``funrl.compile``'d step (random actions drawn inside it, auto-reset)
   called from a Python loop; compile time reported apart.
 
@@ -17,6 +17,7 @@ Usage::
     .venv/bin/python benchmarks/bench_minatar.py                 # sizes 64 1024 4096
     .venv/bin/python benchmarks/bench_minatar.py --sizes 4096 --seconds 5
     .venv/bin/python benchmarks/bench_minatar.py --game freeway
+    .venv/bin/python benchmarks/bench_minatar.py --game space_invaders
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import time
 import numpy as np
 from bench_envs import _timed, stepping  # the same timing as the CartPole benchmark
 
-GAMES = {"breakout": "Breakout", "freeway": "Freeway"}  # minatar name: funrl class
+# minatar name: funrl class
+GAMES = {"breakout": "Breakout", "freeway": "Freeway", "space_invaders": "SpaceInvaders"}
 
 
 def bench_minatar(seconds: float, game: str) -> list[tuple[str, float, str]]:
@@ -68,10 +70,11 @@ def bench_funrl(sizes: list[int], seconds: float, game: str) -> list[tuple[str, 
     for n in sizes:
         venv = VecEnv(getattr(games, GAMES[game])(), n)
         params = venv.default_params()
+        n_actions = venv.env.action_space(params).n
 
-        def step(key: torch.Tensor, state, venv=venv, n=n, params=params):
+        def step(key: torch.Tensor, state, venv=venv, n=n, params=params, na=n_actions):
             key, k_act, k_step = R.split(key, 3)
-            action = R.randint(k_act, 0, 3, (n,))
+            action = R.randint(k_act, 0, na, (n,))
             obs, state, reward, term, trunc, _ = venv.step(k_step, state, action, params)
             return key, state, obs, reward, term, trunc
 

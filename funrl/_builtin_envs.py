@@ -12,6 +12,7 @@ BUILTIN_ENVS: tuple[tuple[str, str, str], ...] = (
     ("Pendulum-v1", "funrl.envs.classic_control", "Pendulum"),
     ("MinAtar-Breakout-v1", "funrl.envs.minatar", "Breakout"),
     ("MinAtar-Freeway-v1", "funrl.envs.minatar", "Freeway"),
+    ("MinAtar-SpaceInvaders-v1", "funrl.envs.minatar", "SpaceInvaders"),
     ("funrl/ConstantReward-v0", "funrl.envs.probes", "ConstantReward"),
     ("funrl/ObservationReward-v0", "funrl.envs.probes", "ObservationReward"),
     ("funrl/ActionReward-v0", "funrl.envs.probes", "ActionReward"),

@@ -1,8 +1,9 @@
 """MinAtar games (Young & Tian 2019) in pure torch, matching the ``minatar`` package step for step.
 
 ``Breakout`` (id ``"MinAtar-Breakout-v1"``: MinAtar's minimal action set, as Gymnasium's
-``MinAtar/Breakout-v1``) and ``Freeway`` (``"MinAtar-Freeway-v1"``).  Observations are ``[10, 10, channels]`` float32 grids (channels
-last, as ``minatar``'s ``state()``).  See :mod:`funrl.envs.base` for the ``reset``/``step``
+``MinAtar/Breakout-v1``), ``Freeway`` (``"MinAtar-Freeway-v1"``) and ``SpaceInvaders``
+(``"MinAtar-SpaceInvaders-v1"``).  Observations are ``[10, 10, channels]`` float32 grids
+(channels last, as ``minatar``'s ``state()``).  See :mod:`funrl.envs.base` for the ``reset``/``step``
 contract.
 
 Example::
@@ -28,14 +29,24 @@ from funrl.envs.minatar.freeway import (
     FreewayParams,
     FreewayState,
 )
+from funrl.envs.minatar.space_invaders import (
+    SPACE_INVADERS_ACTION_SET,
+    SpaceInvaders,
+    SpaceInvadersParams,
+    SpaceInvadersState,
+)
 
 __all__ = [
     "FREEWAY_ACTION_SET",
     "MINIMAL_ACTION_SET",
+    "SPACE_INVADERS_ACTION_SET",
     "Breakout",
     "BreakoutParams",
     "BreakoutState",
     "Freeway",
     "FreewayParams",
     "FreewayState",
+    "SpaceInvaders",
+    "SpaceInvadersParams",
+    "SpaceInvadersState",
 ]
