@@ -125,7 +125,8 @@ def _cells(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     column are loaded, not computed, because inductor computes ``//`` and ``%`` one lane
     at a time."""
     if device not in _LAYOUT:
-        _LAYOUT[device] = tuple(t.to(device) for t in _LAYOUT[torch.device("cpu")])
+        cells, row, col = _LAYOUT[torch.device("cpu")]
+        _LAYOUT[device] = (cells.to(device), row.to(device), col.to(device))
     return _LAYOUT[device]
 
 
