@@ -1,5 +1,5 @@
 """Random-action MinAtar env-steps/s: the ``minatar`` package vs funrl's torch game
-(``--game breakout``, ``freeway`` or ``space_invaders``).
+(``--game breakout``, ``asterix``, ``freeway`` or ``space_invaders``).
 
 Not a test.  One run of each, side by side:
 
@@ -29,7 +29,12 @@ import numpy as np
 from bench_envs import _timed, stepping  # the same timing as the CartPole benchmark
 
 # minatar name: funrl class
-GAMES = {"breakout": "Breakout", "freeway": "Freeway", "space_invaders": "SpaceInvaders"}
+GAMES = {
+    "asterix": "Asterix",
+    "breakout": "Breakout",
+    "freeway": "Freeway",
+    "space_invaders": "SpaceInvaders",
+}
 
 
 def bench_minatar(seconds: float, game: str) -> list[tuple[str, float, str]]:

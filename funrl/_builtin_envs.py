@@ -11,6 +11,7 @@ BUILTIN_ENVS: tuple[tuple[str, str, str], ...] = (
     ("MountainCarContinuous-v0", "funrl.envs.classic_control", "MountainCarContinuous"),
     ("Pendulum-v1", "funrl.envs.classic_control", "Pendulum"),
     ("MinAtar-Breakout-v1", "funrl.envs.minatar", "Breakout"),
+    ("MinAtar-Asterix-v1", "funrl.envs.minatar", "Asterix"),
     ("MinAtar-Freeway-v1", "funrl.envs.minatar", "Freeway"),
     ("MinAtar-SpaceInvaders-v1", "funrl.envs.minatar", "SpaceInvaders"),
     ("funrl/ConstantReward-v0", "funrl.envs.probes", "ConstantReward"),

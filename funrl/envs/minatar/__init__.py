@@ -1,10 +1,10 @@
 """MinAtar games (Young & Tian 2019) in pure torch, matching the ``minatar`` package step for step.
 
 ``Breakout`` (id ``"MinAtar-Breakout-v1"``: MinAtar's minimal action set, as Gymnasium's
-``MinAtar/Breakout-v1``), ``Freeway`` (``"MinAtar-Freeway-v1"``) and ``SpaceInvaders``
-(``"MinAtar-SpaceInvaders-v1"``).  Observations are ``[10, 10, channels]`` float32 grids
-(channels last, as ``minatar``'s ``state()``).  See :mod:`funrl.envs.base` for the ``reset``/``step``
-contract.
+``MinAtar/Breakout-v1``), ``Asterix`` (``"MinAtar-Asterix-v1"``), ``Freeway``
+(``"MinAtar-Freeway-v1"``) and ``SpaceInvaders`` (``"MinAtar-SpaceInvaders-v1"``).
+Observations are ``[10, 10, channels]`` float32 grids (channels last, as ``minatar``'s
+``state()``).  See :mod:`funrl.envs.base` for the ``reset``/``step`` contract.
 
 Example::
 
@@ -17,6 +17,12 @@ Example::
     torch.Size([8, 10, 10, 4])
 """
 
+from funrl.envs.minatar.asterix import (
+    ASTERIX_ACTION_SET,
+    Asterix,
+    AsterixParams,
+    AsterixState,
+)
 from funrl.envs.minatar.breakout import (
     MINIMAL_ACTION_SET,
     Breakout,
@@ -37,9 +43,13 @@ from funrl.envs.minatar.space_invaders import (
 )
 
 __all__ = [
+    "ASTERIX_ACTION_SET",
     "FREEWAY_ACTION_SET",
     "MINIMAL_ACTION_SET",
     "SPACE_INVADERS_ACTION_SET",
+    "Asterix",
+    "AsterixParams",
+    "AsterixState",
     "Breakout",
     "BreakoutParams",
     "BreakoutState",
