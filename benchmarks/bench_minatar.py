@@ -8,7 +8,10 @@ Not a test.  One run of each, side by side:
   drawn in blocks with NumPy, sticky actions at minatar's default 0.1;
 * funrl's game (default params, sticky 0.1) in ``VecEnv(env, n)``:
   eager, and one ``funrl.compile``'d step (random actions drawn inside it, auto-reset)
-  called from a Python loop; compile time reported apart.
+  called from a Python loop; compile time reported apart;
+* with ``--gymnax-python PY`` (a venv with jax and gymnax): gymnax's ``<Game>-MinAtar``
+  vmapped, 100 steps per ``jit``'d ``lax.scan`` (as ``bench_envs.py``), on the same
+  thread count.  gymnax has no sticky actions, so it does slightly less work per step.
 
 The thread count is set (default 1) and printed.
 
@@ -18,6 +21,7 @@ Usage::
     .venv/bin/python benchmarks/bench_minatar.py --sizes 4096 --seconds 5
     .venv/bin/python benchmarks/bench_minatar.py --game freeway
     .venv/bin/python benchmarks/bench_minatar.py --game space_invaders
+    .venv/bin/python benchmarks/bench_minatar.py --gymnax-python /path/to/jax-venv/bin/python
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import argparse
 import time
 
 import numpy as np
-from bench_envs import _timed, stepping  # the same timing as the CartPole benchmark
+from bench_envs import _timed, gymnax_subprocess, stepping  # as the CartPole benchmark
 
 # minatar name: funrl class
 GAMES = {
@@ -34,6 +38,12 @@ GAMES = {
     "breakout": "Breakout",
     "freeway": "Freeway",
     "space_invaders": "SpaceInvaders",
+}
+GYMNAX_IDS = {
+    "asterix": "Asterix-MinAtar",
+    "breakout": "Breakout-MinAtar",
+    "freeway": "Freeway-MinAtar",
+    "space_invaders": "SpaceInvaders-MinAtar",
 }
 
 
@@ -110,12 +120,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--game", default="breakout", choices=sorted(GAMES))
+    parser.add_argument("--gymnax-python", default=None, help="python of a venv with gymnax")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     print(f"{args.game}: torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     rows = bench_minatar(args.seconds, args.game) + bench_funrl(args.sizes, args.seconds, args.game)
+    if args.gymnax_python:
+        gid = GYMNAX_IDS[args.game]
+        rows += gymnax_subprocess(
+            args.gymnax_python, args.sizes, args.seconds, 100, args.threads, gid
+        )
     base = rows[0][1]
     for name, rate, note in rows:
         print(f"{name:34s} {rate:14,.0f} steps/s  x{rate / base:8.1f}  {note}")

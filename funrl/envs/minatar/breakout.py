@@ -184,15 +184,17 @@ class Breakout(Environment):
         d = torch.where(wall, d ^ 1, d)  # [1, 0, 3, 2][d]
 
         top = new_y < 0
-        flat = s.brick_map.reshape(GRID * GRID)
+        # the wall as flat int32 0/1: inductor vectorises int32 loops well and bool ones
+        # badly (a compiled VecEnv step at 4096 envs: 738 k -> 1.02 M steps/s)
+        flat = s.brick_map.reshape(GRID * GRID).to(torch.int32)
         # the ball's new cell (row 0 if top; clamped so no state can index out of the grid)
         cell = new_y.clamp(0, GRID - 1) * GRID + new_x
-        brick = ~top & flat.gather(0, cell[None])[0]
+        brick = ~top & (flat.gather(0, cell[None])[0] > 0)
         scored = brick & ~s.strike
         bottom = ~top & ~brick & (new_y == _PADDLE_Y)
-        bricks = flat & ~((cells == cell.to(torch.int32)) & scored)
-        refill = bottom & ~bricks.any()
-        bricks = bricks | (refill & _brick_rows(cells))
+        bricks = torch.where((cells == cell.to(torch.int32)) & scored, 0, flat)
+        refill = bottom & (bricks.amax() == 0)
+        bricks = torch.where(refill & _brick_rows(cells), 1, bricks)
         straight = bottom & (s.ball_x == pos)
         diagonal = bottom & ~straight & (new_x == pos)
         terminated = bottom & ~straight & ~diagonal
@@ -206,7 +208,7 @@ class Breakout(Environment):
             ball_y=new_y,
             ball_dir=d,
             pos=pos,
-            brick_map=bricks.reshape(GRID, GRID),
+            brick_map=bricks.reshape(GRID, GRID) > 0,
             strike=brick,  # minatar's strike_toggle
             last_x=s.ball_x,
             last_y=s.ball_y,
