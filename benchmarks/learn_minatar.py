@@ -1,15 +1,19 @@
-"""PPO on MinAtar Breakout (funrl's torch env): 5 seeds as one vmapped, compiled
-population, final evaluation per seed, and the learning curve (mean and spread) as PNG.
+"""PPO on a MinAtar game in torch (Breakout by default; ``--game``): 5 seeds as one vmapped,
+compiled population, final evaluation per seed, and the learning curve (mean and spread)
+as PNG.
 
 Settings: PureJaxRL's / gymnax-blines' MinAtar PPO (64 envs x 128 steps, 8 minibatches,
 4 epochs, lr 5e-4 annealed, clip 0.2, entropy 0.01, GAE 0.95, gamma 0.99) with MinAtar's
 CNN (one 3x3 convolution of 16 channels) and a 64-unit hidden layer, one thread.
-Random play scores ~0.5 per episode.
+Random play (Breakout) scores ~0.5 per episode; ``--random-episodes N`` measures it for
+the chosen game.
 
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learn_minatar.py --steps 1500000 \\
         --out runs/minatar-breakout-ppo
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/learn_minatar.py --game asterix \
+        --steps 500000 --out runs/minatar-asterix-ppo
 """
 
 from __future__ import annotations
@@ -27,15 +31,50 @@ import funrl
 from funrl import population as pop
 from funrl.algos import ppo
 
+GAMES = {
+    "asterix": "MinAtar-Asterix-v1",
+    "breakout": "MinAtar-Breakout-v1",
+    "freeway": "MinAtar-Freeway-v1",
+    "space_invaders": "MinAtar-SpaceInvaders-v1",
+}
+
+
+def random_return(env_id: str, episodes: int) -> float:
+    """Mean undiscounted return of uniformly random actions over ``episodes`` episodes
+    (default params: sticky actions, the time limit), 256 envs at a time."""
+    from funrl.envs import EpisodeStatistics, VecEnv
+
+    env, params = funrl.make(env_id)
+    n = 256
+    venv = VecEnv(EpisodeStatistics(env), n)
+    actions = env.action_space(params).n
+    key = funrl.random.key(12345)
+    _, state = venv.reset(key, params)
+    returns: list[float] = []
+    step = funrl.compile(venv.step)
+    t = 0
+    while len(returns) < episodes:
+        k_act, k_step = funrl.random.split(funrl.random.fold_in(key, t))
+        action = funrl.random.randint(k_act, 0, actions, (n,))
+        _, state, _, _, _, info = step(k_step, state, action, params)
+        returns += info["episode_return"][info["episode_done"]].tolist()
+        t += 1
+    return statistics.mean(returns[:episodes])
+
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=1_500_000, help="env steps per seed")
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--out", default="runs/minatar-breakout-ppo")
+    p.add_argument("--game", default="breakout", choices=sorted(GAMES))
+    p.add_argument("--random-episodes", type=int, default=0, help="also score random play")
     args = p.parse_args()
+    env_id = GAMES[args.game]
+    if args.random_episodes:
+        print(f"random play: {random_return(env_id, args.random_episodes):.2f} per episode")
     config = ppo.Config(
-        env="MinAtar-Breakout-v1", num_envs=64, num_steps=128, num_minibatches=8,
+        env=env_id, num_envs=64, num_steps=128, num_minibatches=8,
         update_epochs=4, total_timesteps=args.steps, hidden=(64,), activation="relu",
     )  # fmt: skip
     algo = ppo.make(config)
