@@ -22,6 +22,7 @@ BUILTIN_ENVS: tuple[tuple[str, str, str], ...] = (
 )
 
 #: Id prefixes of the host envs the registry builds itself: ``gym:<id>`` (any Gymnasium
-#: env), ``atari:<Game>`` (:mod:`funrl.envs.atari`), ``dmc:<domain>-<task>``
+#: env), ``atari:<Game>`` (:mod:`funrl.envs.atari`), ``envpool:<task>``
+#: (:mod:`funrl.envs.envpool_bridge`), ``dmc:<domain>-<task>``
 #: (:mod:`funrl.envs.dm_control`).
-HOST_PREFIXES: tuple[str, ...] = ("gym:", "atari:", "dmc:")
+HOST_PREFIXES: tuple[str, ...] = ("gym:", "atari:", "envpool:", "dmc:")

@@ -289,6 +289,8 @@ def _record_video(algo: Any, state: Any, folder: str, seed: int) -> None:
 
     env_id = algo.config.env.removeprefix("gym:")
     try:
+        if env_id.startswith("envpool:") and env_id.endswith("-v5"):  # the same game in ALE
+            env_id = "atari:" + env_id.removeprefix("envpool:").removesuffix("-v5")
         if env_id.startswith("atari:"):
             from funrl.envs.atari import gym_env
 
@@ -436,6 +438,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(
         "Atari games as atari:<Game> (e.g. atari:Breakout; the atari extra): ALE with the "
         "standard preprocessing, 4x84x84 frames (ppo, a2c, dqn)"
+    )
+    print(
+        "EnvPool tasks as envpool:<task> (e.g. envpool:Breakout-v5; the envpool extra, Linux "
+        "x86_64): batched in C++, Atari with the same preprocessing as atari:<Game>"
     )
     print("DM Control tasks as dmc:<domain>-<task> (e.g. dmc:cartpole-swingup; dm-control extra)")
     from funrl import presets

@@ -17,8 +17,10 @@ fi
 stamp=.venv/.funrl-installed
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "[setup] installing funrl[test,dev,progress,plot,video,tensorboard,mujoco,atari,minatar,dm-control] into .venv"
-  "$VPY" -m pip install -q -e ".[test,dev,progress,plot,video,tensorboard,mujoco,atari,minatar,dm-control]"
+  extras=test,dev,progress,plot,video,tensorboard,mujoco,atari,minatar,dm-control,envpool
+  echo "[setup] installing funrl[$extras] into .venv"
+  "$VPY" -m pip install -q -e ".[$extras]"
   "$VPY" -c "import funrl, torch, gymnasium, hypothesis, mujoco, ale_py, cv2, minatar, dm_control.suite"
+  if [ "$(uname -sm)" = "Linux x86_64" ]; then "$VPY" -c "import envpool"; fi
   echo "$want" > "$stamp"
 fi

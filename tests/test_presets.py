@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import warnings
 
@@ -40,6 +41,10 @@ def test_preset_loads_validates_and_builds(algo: str, env: str) -> None:
     if env.startswith("atari:"):
         pytest.importorskip("ale_py")
         env = env.replace("*", "Breakout")  # a pattern table: one id it matches
+    if env.startswith("envpool:"):
+        if not os.environ.get("CI"):  # CI installs the envpool extra: never skip there
+            pytest.importorskip("envpool")
+        env = env.replace("*", "Breakout")
     preset = presets.load(algo, env)
     cfg_fields, hp_fields = preset.split(mod.Config, mod.HParams)  # no unknown field
     assert set(cfg_fields) | set(hp_fields) == set(preset.fields)
@@ -249,6 +254,9 @@ def test_atari_presets_are_cleanrls_published_settings() -> None:
     dqn_cfg, dqn_hp = presets.find("dqn", "atari:Pong").split(dqn.Config, dqn.HParams)
     assert {k: dqn_cfg[k] for k in atari.DQN_CONFIG} == atari.DQN_CONFIG
     assert {k: dqn_hp[k] for k in atari.DQN_HPARAMS} == pytest.approx(atari.DQN_HPARAMS)
+    for algo in ("ppo", "dqn"):  # EnvPool's Atari tasks: the same settings
+        ale, pool = presets.find(algo, "atari:Pong"), presets.find(algo, "envpool:Pong-v5")
+        assert ale is not None and pool is not None and pool.fields == ale.fields
 
 
 def test_cli_discrete_sac_gets_discrete_defaults() -> None:

@@ -253,7 +253,8 @@ def make_env_stack(
     single = wrap(base)
     vector: Callable[[int], Environment] | None = None
     if host:  # a Gymnasium vector env of n members takes VecEnv's place
-        extra = {"evaluation": True} if env_id.startswith("atari:") else {}
+        atari = env_id.startswith(("atari:", "envpool:"))  # envpool: only Atari uses it
+        extra = {"evaluation": True} if atari else {}
 
         def vector(n: int) -> Environment:  # evaluation envs (Atari: whole, unclipped games)
             return wrap(make_env(env_id, num_envs=n, **extra)[0])

@@ -140,7 +140,8 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
 
     Args:
       env_id: a registered id (see :func:`registered`), ``"gym:<gymnasium id>"``,
-        ``"atari:<game>"`` (:mod:`funrl.envs.atari`) or ``"dmc:<domain>-<task>"``
+        ``"atari:<game>"`` (:mod:`funrl.envs.atari`), ``"envpool:<task>"``
+        (:mod:`funrl.envs.envpool_bridge`) or ``"dmc:<domain>-<task>"``
         (:mod:`funrl.envs.dm_control`).
       num_envs: if given, the env is wrapped in ``VecEnv(env, num_envs)`` (a gym id gets a
         Gymnasium vector env instead; pass ``vectorization="async"`` for subprocesses).  A
@@ -158,6 +159,10 @@ def make(env_id: str, *, num_envs: int | None = None, **kwargs: Any) -> tuple[An
         from funrl.envs.atari import make_atari
 
         return make_atari(env_id[len("atari:") :], num_envs=num_envs, **kwargs), None
+    if env_id.startswith("envpool:"):  # an EnvPool task, batched in C++ (a host env)
+        from funrl.envs.envpool_bridge import make_envpool
+
+        return make_envpool(env_id[len("envpool:") :], num_envs=num_envs, **kwargs), None
     if env_id.startswith("dmc:"):  # a DeepMind Control Suite task (a host env)
         from funrl.envs.dm_control import make_dmc
 
