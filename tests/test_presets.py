@@ -215,7 +215,8 @@ def test_warning_for_an_evaluation_without_a_finished_episode(monkeypatch) -> No
         k["max_steps"] = 3
         return real(*a, **k)
 
-    monkeypatch.setattr(sys.modules["funrl.train"], "make_evaluate", short)
+    train = importlib.import_module("funrl.train")  # alone in a worker it is not yet imported
+    monkeypatch.setattr(train, "make_evaluate", short)
     with pytest.warns(UserWarning, match="finished no evaluation episode"):
         _one_agent(32)
 

@@ -55,6 +55,7 @@ __all__ = [
     "TrainState",
     "default_networks",
     "entropy_of",
+    "features",
     "gae_advantages",
     "make",
     "minibatch_terms",
@@ -85,6 +86,9 @@ class Config(common.PresetConfig):
         divisible by ``num_minibatches``); default: once per rollout, before learning.
       encoder: for image observations, the encoder before each MLP: ``"auto"``,
         ``"minatar"``, ``"nature"`` or ``"impala"`` (:func:`funrl.algos.common.image_encoder`).
+      share_encoder: for image observations, one encoder whose features both the actor's
+        and the critic's MLP take (``Networks.trunk``; CleanRL's and SB3's Atari PPO),
+        instead of one encoder each: half the convolutions per step.
     """
 
     env: str = "CartPole-v1"
@@ -104,6 +108,7 @@ class Config(common.PresetConfig):
     orthogonal_init: bool = True
     recompute_advantages: bool = False
     encoder: str = "auto"
+    share_encoder: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -211,11 +216,20 @@ class Networks(NamedTuple):
       critic: ``apply(params, obs [..., obs_dim]) -> v [...]``.
       distribution: ``out -> `` a ``funrl.distributions`` object (``sample``,
         ``log_prob``, ``entropy``, ``mode``).
+      trunk: ``None``, or a network both heads share: ``actor`` and ``critic`` then take
+        ``trunk.apply(params["trunk"], obs)`` instead of ``obs`` (computed once per
+        batch, :func:`features`), and params hold ``"trunk"``, ``"actor"``, ``"critic"``.
     """
 
     actor: fnn.Model
     critic: fnn.Model
     distribution: Callable[[Any], Any]
+    trunk: fnn.Model | None = None
+
+
+def features(nets: Networks, params: dict[str, Any], obs: torch.Tensor) -> torch.Tensor:
+    """What the actor and the critic take: ``obs``, or the shared trunk's features."""
+    return obs if nets.trunk is None else nets.trunk.apply(params["trunk"], obs)
 
 
 def default_networks(config: Config, obs_dim: int | tuple[int, ...], action_space: Any) -> Networks:
@@ -223,8 +237,13 @@ def default_networks(config: Config, obs_dim: int | tuple[int, ...], action_spac
 
     ``obs_dim``: the flat observation size, or an image observation's shape ``(H, W, C)``
     / ``(C, H, W)``: the actor and the critic then each put an image encoder
-    (``config.encoder``, :func:`funrl.algos.common.image_encoder`) before their MLP.
+    (``config.encoder``, :func:`funrl.algos.common.image_encoder`) before their MLP, or
+    share one (``config.share_encoder``: the ``trunk``).
     """
+    if isinstance(obs_dim, tuple) and len(obs_dim) == 3 and config.share_encoder:
+        trunk = common.image_encoder("ppo", config.encoder, obs_dim)
+        heads = default_networks(config, trunk.features, action_space)
+        return heads._replace(trunk=trunk)
     if isinstance(obs_dim, tuple) and len(obs_dim) == 3:
         actor_enc = common.image_encoder("ppo", config.encoder, obs_dim)
         critic_enc = common.image_encoder("ppo", config.encoder, obs_dim)
@@ -269,7 +288,7 @@ def gae_advantages(
     function with this signature.
     """
     v_t = traj.extras["value"]
-    v_tp1 = nets.critic.apply(params["critic"], traj.next_obs)
+    v_tp1 = nets.critic.apply(params["critic"], features(nets, params, traj.next_obs))
     adv = returns.gae(
         traj.reward, v_t, v_tp1, traj.terminated, traj.truncated, hp.gamma, hp.gae_lambda
     )
@@ -282,9 +301,10 @@ def minibatch_terms(
     """``(dist, logp, v, adv)`` every actor-critic loss needs on minibatch ``mb``: the
     current policy, its log-probs of ``mb["action"]``, the critic's values and the
     advantages (normalised when ``config.normalize_advantages``)."""
-    dist = nets.distribution(nets.actor.apply(params["actor"], mb["obs"]))
+    x = features(nets, params, mb["obs"])
+    dist = nets.distribution(nets.actor.apply(params["actor"], x))
     logp = dist.log_prob(mb["action"])
-    v = nets.critic.apply(params["critic"], mb["obs"])
+    v = nets.critic.apply(params["critic"], x)
     adv = mb["advantage"]
     if config.normalize_advantages:
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -410,9 +430,10 @@ def make(
     per_minibatch = config.recompute_advantages
 
     def policy(params: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
-        dist = nets.distribution(nets.actor.apply(params["actor"], obs))
+        x = features(nets, params, obs)
+        dist = nets.distribution(nets.actor.apply(params["actor"], x))
         action = dist.sample(key)
-        extras = {"logp": dist.log_prob(action), "value": nets.critic.apply(params["critic"], obs)}
+        extras = {"logp": dist.log_prob(action), "value": nets.critic.apply(params["critic"], x)}
         return action, extras
 
     # Only what acting needs crosses the unit boundary: fewer tensors to guard and pass.
@@ -421,6 +442,8 @@ def make(
     def init(key: torch.Tensor, hp: Any) -> TrainState:
         k_actor, k_critic, k_env, k_state = R.split(key, 4)
         params = {"actor": nets.actor.init(k_actor), "critic": nets.critic.init(k_critic)}
+        if nets.trunk is not None:  # its own key, leaving the heads' draws as they were
+            params["trunk"] = nets.trunk.init(R.fold_in(k_actor, 1))
         opt_state = common.set_optimizer_hparams(opt.init(params), table, hp)
         collector = collectors.init(stack.env, stack.env_params, k_env)
         step = torch.zeros((), dtype=torch.int64, device=k_state.device)
@@ -520,13 +543,15 @@ def make(
 
     def act_params(state: TrainState) -> dict[str, Any]:
         out = {"actor": state.params["actor"]}
+        if nets.trunk is not None:
+            out["trunk"] = state.params["trunk"]
         if stack.normalizer is not None:
             out["obs_norm"] = stack.obs_moments(state.collector.env_state)
         return out
 
     def dist(params: dict[str, Any], obs: torch.Tensor) -> Any:  # on raw env observations
         obs = common.normalize_obs_for_act(stack, params.get("obs_norm"), obs)
-        return nets.distribution(nets.actor.apply(params["actor"], obs))
+        return nets.distribution(nets.actor.apply(params["actor"], features(nets, params, obs)))
 
     act = common.acting(lambda p, o: dist(p, o).mode(), lambda p, o, k: dist(p, o).sample(k))
 
@@ -549,13 +574,16 @@ def _check_parts(
     if not isinstance(nets, Networks):
         raise TypeError(f"{where}: networks must be ppo.Networks(actor, critic, distribution)")
     params, key = common.example_params(where, nets), R.key(1)
-    obs = torch.zeros(2, 2, *stack.obs_shape)
-    out = common.check_part(where, "networks.actor.apply", nets.actor.apply, params["actor"], obs)
+    obs = x = torch.zeros(2, 2, *stack.obs_shape)
+    if nets.trunk is not None:  # the heads take the trunk's features
+        trunk = nets.trunk.apply
+        x = common.check_part(where, "networks.trunk.apply", trunk, params["trunk"], obs)
+    out = common.check_part(where, "networks.actor.apply", nets.actor.apply, params["actor"], x)
     dist = common.check_part(where, "networks.distribution", nets.distribution, out)
     action = common.check_part(where, "the distribution's sample", dist.sample, key)
     shape = (2, 2, *stack.action_space.shape)
     common.expect_shape(where, "actions sampled for obs [2, 2, *obs]", action.float(), shape)
-    v = common.check_part(where, "networks.critic.apply", nets.critic.apply, params["critic"], obs)
+    v = common.check_part(where, "networks.critic.apply", nets.critic.apply, params["critic"], x)
     common.expect_shape(where, "networks.critic's values for obs [2, 2, *obs]", v, (2, 2))
     z = torch.zeros(2, 2)
     never = torch.zeros(2, 2, dtype=torch.bool)

@@ -44,10 +44,11 @@ import numpy as np
 
 __all__ = ["DQN_CONFIG", "DQN_HPARAMS", "PPO_CONFIG", "PPO_HPARAMS", "gym_env", "make_atari"]
 
-#: CleanRL ``ppo_atari.py``: 8 envs x 128 steps, 4 minibatches, 4 epochs, 10M steps.
+#: CleanRL ``ppo_atari.py``: 8 envs x 128 steps, 4 minibatches, 4 epochs, 10M steps, one
+#: Nature CNN shared by the actor and the critic.
 PPO_CONFIG: dict[str, Any] = dict(
     num_envs=8, num_steps=128, num_minibatches=4, update_epochs=4, total_timesteps=10_000_000,
-    hidden=(), activation="relu", anneal_lr=True, clip_value=True,
+    hidden=(), activation="relu", anneal_lr=True, clip_value=True, share_encoder=True,
 )  # fmt: skip
 #: CleanRL ``ppo_atari.py``'s hyperparameters (lr 2.5e-4, clip 0.1, ...).
 PPO_HPARAMS: dict[str, float] = dict(

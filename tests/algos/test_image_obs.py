@@ -178,3 +178,42 @@ def test_flat_obs_numbers_unchanged():
     stack = common.make_env_stack("CartPole-v1", 2)
     assert stack.obs_shape == (4,) and not stack.images and stack.obs_dim == 4
     assert math.prod(common.make_env_stack("test/ImageActionReward-v0", 2).obs_shape) == 50
+
+
+def test_ppo_with_a_shared_encoder_learns_and_computes_it_once():
+    """``share_encoder``: one trunk, both heads on its features; the learner solves the
+    image probe, the trunk runs once per minibatch (not once per head), and acting,
+    export params and A2C go through it."""
+    config = ppo.Config(env="test/ImageActionReward-v0", num_envs=8, num_steps=8, hidden=(16,),
+                        share_encoder=True)  # fmt: skip
+    algo, state = _train(ppo, config, 15)
+    assert set(state.params) == {"trunk", "actor", "critic"}
+    assert not any(k.startswith("encoder.") for k in state.params["actor"])
+    assert set(algo.act_params(state)) == {"trunk", "actor"}
+    assert _accuracy(algo, state) == 1.0
+
+    nets = algo.networks
+    calls = []
+    counted = fnn.Model(nets.trunk.init, lambda p, x: calls.append(1) or nets.trunk.apply(p, x))
+    mb = {"obs": torch.zeros(4, *SHAPE), "action": torch.zeros(4, dtype=torch.int64),
+          "advantage": torch.ones(4)}  # fmt: skip
+    ppo.minibatch_terms(nets._replace(trunk=counted), config, state.params, mb)
+    assert len(calls) == 1
+
+    # the trunk learns from the value loss too: its gradient changes with vf_coef
+    def trunk_grad(vf_coef: float) -> torch.Tensor:
+        hp = ppo.HParams.create(vf_coef=vf_coef)
+        mb2 = {**mb, "logp": torch.zeros(4), "value": torch.zeros(4), "target": torch.ones(4)}
+        g = torch.func.grad(lambda p: ppo.ppo_loss(nets, config, p, mb2, hp)[0])(state.params)
+        return torch.cat([v.flatten() for v in g["trunk"].values()])
+
+    assert not torch.allclose(trunk_grad(0.0), trunk_grad(1.0))
+
+    from funrl.algos import a2c
+
+    a2c_algo = a2c.make(a2c.Config(env="test/ImageActionReward-v0", num_envs=4, num_steps=4,
+                                   hidden=(8,), share_encoder=True))  # fmt: skip
+    hp = a2c.HParams.create()
+    s = a2c_algo.init(funrl.random.key(0), hp)
+    s, m = a2c_algo.update(s, hp)
+    assert "trunk" in s.params and all(bool(torch.isfinite(v)) for v in m.values())

@@ -45,7 +45,7 @@ def test_every_make_exposes_networks_and_remakes(name):
     assert all(
         isinstance(m, fnn.Model)
         for m in algo.networks
-        if not callable(m) or isinstance(m, fnn.Model)
+        if m is not None and (not callable(m) or isinstance(m, fnn.Model))  # None: no trunk
     )
     again = algo.remake(name="renamed")
     assert again.name == "renamed" and again.hparams_cls is algo.hparams_cls
