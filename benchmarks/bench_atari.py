@@ -8,7 +8,7 @@ Not a test.  Rows (env steps per second; the same thread count everywhere):
   ``SyncVectorEnv`` of 8 with funrl's wrappers (``funrl.envs.atari.gym_env``).  What the
   simulator costs: it bounds every library on that env.
 * ``PPO``: CleanRL's ``ppo_atari.py`` settings (``funrl.envs.atari.PPO_CONFIG``: 8 envs x
-  128 steps, 4 minibatches, 4 epochs, Nature CNN).  funrl compiles its units (``act``,
+  128 steps, 4 minibatches, 4 epochs, one Nature CNN shared by actor and critic).  funrl compiles its units (``act``,
   advantages, the learn step) and is timed over updates after the first; SB3's ``PPO``
   (``CnnPolicy``, ``make_atari_env`` + ``VecFrameStack(4)``, ``n_steps=128``,
   ``batch_size=256``, ``n_epochs=4``) after one warm-up rollout.
@@ -72,8 +72,9 @@ def ale_only(steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def funrl_ppo(env: str, updates: int) -> tuple[float, float]:
-    config = ppo.Config(env=env, encoder="nature", **atari.PPO_CONFIG)
+def funrl_ppo(env: str, updates: int, share: bool = True) -> tuple[float, float]:
+    settings = {**atari.PPO_CONFIG, "share_encoder": share}
+    config = ppo.Config(env=env, encoder="nature", **settings)
     algo = ppo.make(config, units=units.compiled)
     hp = ppo.HParams.create(**atari.PPO_HPARAMS)
     state = algo.init(funrl.random.key(0), hp)
@@ -151,28 +152,37 @@ def main() -> None:
     p.add_argument("--ppo-updates", type=int, default=2)
     p.add_argument("--dqn-steps", type=int, default=2000)
     p.add_argument("--env-steps", type=int, default=4000)
+    p.add_argument("--rows", nargs="+", default=["env", "ppo", "dqn"], help="which rows")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), Breakout")
     pool = importlib.util.find_spec("envpool") is not None
-    rows: list[Row] = [
-        ("env only: EnvPool Breakout-v5 (8)", envpool_only(args.env_steps), ""),
-        ("env only: ALE SyncVectorEnv (8)", ale_only(args.env_steps), ""),
-    ]
+    rows: list[Row] = []
+    if "env" in args.rows:
+        rows.append(("env only: EnvPool Breakout-v5 (8)", envpool_only(args.env_steps), ""))
+        rows.append(("env only: ALE SyncVectorEnv (8)", ale_only(args.env_steps), ""))
     for name, env in (("EnvPool", "envpool:Breakout-v5"), ("ALE", "atari:Breakout")):
+        if "ppo" not in args.rows:
+            break
         if name == "EnvPool" and not pool:
             rows.append((f"funrl PPO, {name}", None, "envpool not installed"))
             continue
         sps, first = funrl_ppo(env, args.ppo_updates)
         rows.append((f"funrl PPO, {name}", sps, f"first update {first:.1f} s"))
-    rows.append(("SB3 PPO, ALE", sb3_ppo(args.ppo_updates), ""))
+    if "ppo" in args.rows:
+        sps, first = funrl_ppo("atari:Breakout", args.ppo_updates, share=False)
+        rows.append(("funrl PPO, ALE, 2 encoders", sps, "actor and critic a CNN each"))
+        rows.append(("SB3 PPO, ALE", sb3_ppo(args.ppo_updates), ""))
     for name, env in (("EnvPool", "envpool:Breakout-v5"), ("ALE", "atari:Breakout")):
+        if "dqn" not in args.rows:
+            break
         if name == "EnvPool" and not pool:
             rows.append((f"funrl DQN, {name}", None, "envpool not installed"))
             continue
         sps, first = funrl_dqn(env, args.dqn_steps)
         rows.append((f"funrl DQN, {name}", sps, f"to the first gradient step {first:.1f} s"))
-    rows.append(("SB3 DQN, ALE", sb3_dqn(args.dqn_steps), ""))
+    if "dqn" in args.rows:
+        rows.append(("SB3 DQN, ALE", sb3_dqn(args.dqn_steps), ""))
     ref = {kind: r for n, r, _ in rows if n.startswith("SB3") for kind in [n.split()[1]]}
     print(f"{'row':<38}{'env steps/s':>13}{'vs SB3':>9}  note")
     for name, rate, note in rows:
