@@ -240,9 +240,16 @@ def default_networks(config: Config, obs_dim: int | tuple[int, ...], action_spac
     (``config.encoder``, :func:`funrl.algos.common.image_encoder`) before their MLP, or
     share one (``config.share_encoder``: the ``trunk``).
     """
+    image = isinstance(obs_dim, tuple) and len(obs_dim) == 3
+    if config.share_encoder and not image:
+        raise ValueError(
+            f"{type(config).__name__}.share_encoder shares an image encoder, but "
+            f"{config.env}'s observations are flat ({obs_dim} numbers); leave it False"
+        )
     if isinstance(obs_dim, tuple) and len(obs_dim) == 3 and config.share_encoder:
         trunk = common.image_encoder("ppo", config.encoder, obs_dim)
-        heads = default_networks(config, trunk.features, action_space)
+        flat = dataclasses.replace(config, share_encoder=False)  # the heads: plain MLPs
+        heads = default_networks(flat, trunk.features, action_space)
         return heads._replace(trunk=trunk)
     if isinstance(obs_dim, tuple) and len(obs_dim) == 3:
         actor_enc = common.image_encoder("ppo", config.encoder, obs_dim)

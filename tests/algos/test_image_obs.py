@@ -217,3 +217,7 @@ def test_ppo_with_a_shared_encoder_learns_and_computes_it_once():
     s = a2c_algo.init(funrl.random.key(0), hp)
     s, m = a2c_algo.update(s, hp)
     assert "trunk" in s.params and all(bool(torch.isfinite(v)) for v in m.values())
+    with pytest.raises(
+        ValueError, match=r"share_encoder shares an image encoder.*flat \(4 numbers\)"
+    ):
+        ppo.make(ppo.Config(env="CartPole-v1", share_encoder=True))
