@@ -78,7 +78,10 @@ def test_ppo_trains_on_breakout_with_cleanrl_settings():
     config = ppo.Config(env="atari:Breakout", **{**atari.PPO_CONFIG, "num_envs": 2, "num_steps": 8})
     algo = ppo.make(config)
     assert algo.env_stack.obs_shape == (4, 84, 84) and algo.env_stack.host
-    assert any(k.startswith("encoder.") for k in algo.networks.actor.init(funrl.random.key(0)))
+    assert algo.networks.trunk is not None  # CleanRL's one Nature CNN for both heads
+    state0 = algo.init(funrl.random.key(0), ppo.HParams.create(**atari.PPO_HPARAMS))
+    assert state0.params["trunk"]["0.weight"].shape == (32, 4, 8, 8)  # its first conv
+    assert not any(k.startswith("encoder.") for k in state0.params["actor"])
     hp = ppo.HParams.create(**atari.PPO_HPARAMS)
     state = algo.init(funrl.random.key(0), hp)
     state, metrics = algo.update(state, hp)
