@@ -32,6 +32,7 @@ Example::
 from __future__ import annotations
 
 import difflib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -52,7 +53,9 @@ ATARI_OPTIONS: dict[str, Any] = dict(
 
 def _require() -> Any:
     try:
-        import envpool
+        with warnings.catch_warnings():  # its glfw import warns on every headless machine
+            warnings.filterwarnings("ignore", message=".*DISPLAY environment variable")
+            import envpool
     except ImportError as e:
         raise ValueError(
             f"envpool envs need the envpool extra: pip install 'funrl[envpool]' ({e})"
