@@ -134,18 +134,6 @@ def test_errors_name_the_problem(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
-def test_algorithms_train_through_envpool(algo) -> None:
-    mod = importlib.import_module(f"funrl.algos.{algo}")
-    extra = (
-        {"num_steps": 8, "num_minibatches": 2}
-        if algo == "ppo"
-        else {"learning_starts": 8, "batch_size": 8, "buffer_size": 64}
-    )
-    a = mod.make(mod.Config(env="envpool:Breakout-v5", num_envs=2, hidden=(), **extra))
-    hp = mod.HParams.create()
-    state = a.init(R.key(0), hp)
-    for _ in range(3):
-        state, metrics = a.update(state, hp)
-    losses = {k: v for k, v in metrics.items() if "loss" in k}
-    assert losses and all(bool(torch.isfinite(v).all()) for v in losses.values()), metrics
-    assert all(bool(torch.isfinite(x).all()) for x in funrl.tree.leaves(state.params))
+def test_algorithms_train_through_envpool(algo, updates_finitely) -> None:
+    extra = {"num_minibatches": 2} if algo == "ppo" else {"buffer_size": 64}
+    updates_finitely(algo, "envpool:Breakout-v5", num_envs=2, hidden=(), **extra)
