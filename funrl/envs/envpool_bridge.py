@@ -39,7 +39,8 @@ import numpy as np
 import torch
 
 from funrl import random as R
-from funrl.envs.base import Environment, StepResult
+from funrl.envs.base import StepResult
+from funrl.envs.gym_bridge import HostEnv
 from funrl.envs.spaces import Box, Discrete, Space
 
 __all__ = ["EnvPoolEnv", "make_envpool"]
@@ -67,7 +68,7 @@ def _is_atari(envpool: Any, task_id: str) -> bool:
     return type(envpool.make_spec(task_id)).__name__ == "AtariEnvSpec"
 
 
-class EnvPoolEnv(Environment):
+class EnvPoolEnv(HostEnv):
     """``num_envs`` copies of EnvPool's ``task_id`` (see the module docstring).
 
     Args:
@@ -78,8 +79,6 @@ class EnvPoolEnv(Environment):
         clipping), what funrl's evaluation builds.
       **options: passed to ``envpool.make`` (they override the Atari protocol).
     """
-
-    is_host_bridge = True
 
     def __init__(
         self,
@@ -145,15 +144,6 @@ class EnvPoolEnv(Environment):
     def batch_shape(self) -> tuple[int, ...]:
         return () if self.single else (self.num_envs,)
 
-    def default_params(self) -> None:
-        return None
-
-    def observation_space(self, params: Any = None) -> Space:
-        return self._obs_space
-
-    def action_space(self, params: Any = None) -> Space:
-        return self._act_space
-
     def _obs(self, x: np.ndarray) -> torch.Tensor:
         x = x[0] if self.single else x
         if self._image:
@@ -162,12 +152,6 @@ class EnvPoolEnv(Environment):
 
     def _out(self, x: np.ndarray, dtype: Any) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x[0] if self.single else x, dtype=dtype))
-
-    def _check_params(self, params: Any) -> None:
-        if params is not None:
-            raise ValueError(
-                f"{self.name}: an EnvPool env has no params; pass None, got {params!r}"
-            )
 
     def reset(self, key: torch.Tensor, params: Any = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Seed with ``int(bits(key))`` (rebuilding the pool for a new seed) and start new
@@ -185,42 +169,13 @@ class EnvPoolEnv(Environment):
         return self._obs(obs), torch.tensor(0, dtype=torch.int64)
 
     def _action(self, action: Any) -> np.ndarray:
-        a = (
-            action.detach().cpu().numpy()
-            if isinstance(action, torch.Tensor)
-            else np.asarray(action)
-        )
-        want = self.batch_shape + tuple(self._act_space.shape)
-        if tuple(a.shape) != want:
-            raise ValueError(
-                f"{self.name}.step: action has shape {tuple(a.shape)}, expected {want}"
-            )
-        space = self._act_space
-        if isinstance(space, Discrete):
-            if not np.issubdtype(a.dtype, np.integer):
-                raise TypeError(f"{self.name}.step: action must be integer, got dtype {a.dtype}")
-            if np.any(a < 0) or np.any(a >= space.n):
-                raise ValueError(f"{self.name}.step: action {a.tolist()} outside {space}")
-        elif np.any(np.isnan(a)):
-            raise ValueError(f"{self.name}.step: action contains NaN")
-        a = a.astype(self._act_dtype)
-        return a[None] if self.single else a
+        a = super()._action(action)
+        return a[None] if self.single else a  # the pool is always batched
 
     def step(self, key: torch.Tensor, state: Any, action: Any, params: Any = None) -> StepResult:
         """One step of every env with auto-reset (module docstring); ``key`` is unused."""
         self._check_params(params)
-        live = (
-            isinstance(state, torch.Tensor)
-            and state.ndim == 0
-            and not state.dtype.is_floating_point
-            and int(state) == self._t
-        )
-        if self._t < 0 or not live:
-            got = int(state) if isinstance(state, torch.Tensor) and state.numel() == 1 else state
-            raise ValueError(
-                f"{self.name}.step: state {got!r} is not the live step {self._t}; a bridged "
-                "env is stateful: step only the state the last reset/step returned"
-            )
+        self._check_live(state)
         obs, reward, term, trunc, info = self._pool.step(self._action(action))
         ids = np.asarray(info["env_id"])
         order = np.argsort(ids)  # a synchronous pool answers every env; keep env order
@@ -245,21 +200,6 @@ class EnvPoolEnv(Environment):
 
     def close(self) -> None:
         self._pool.close()
-
-    def __enter__(self) -> EnvPoolEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def reset_env(self, key: torch.Tensor, params: Any) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError("EnvPoolEnv implements reset/step directly")
-
-    def step_env(self, key: torch.Tensor, state: Any, action: Any, params: Any) -> StepResult:
-        raise NotImplementedError("EnvPoolEnv implements reset/step directly")
-
-    def __repr__(self) -> str:
-        return self.name
 
 
 def make_envpool(

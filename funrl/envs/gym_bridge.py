@@ -61,7 +61,7 @@ from funrl import random as R
 from funrl.envs.base import Environment, StepResult
 from funrl.envs.spaces import Box, Discrete, Space
 
-__all__ = ["GymnasiumEnv", "from_gymnasium_space"]
+__all__ = ["GymnasiumEnv", "HostEnv", "from_gymnasium_space"]
 
 
 def from_gymnasium_space(space: gym.Space, what: str = "space") -> Space:
@@ -87,7 +87,94 @@ def _obs(x: Any) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=np.float32))
 
 
-class GymnasiumEnv(Environment):
+class HostEnv(Environment):
+    """What every host bridge (:class:`GymnasiumEnv`, EnvPool's) shares: no params, its
+    spaces, the live-step check (a bridged env is stateful), action validation, ``close``
+    as a context manager.  Subclasses set ``name``, ``_obs_space``, ``_act_space``,
+    ``_act_dtype`` (the simulator's action dtype) and ``_t`` (the live step, -1 before
+    the first reset), and implement ``reset``, ``step``, ``close`` and ``batch_shape``."""
+
+    is_host_bridge = True
+    name: str
+    _obs_space: Space
+    _act_space: Space
+    _act_dtype: Any
+    _t: int
+
+    @property
+    def batch_shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def default_params(self) -> None:
+        return None
+
+    def observation_space(self, params: Any = None) -> Space:
+        return self._obs_space
+
+    def action_space(self, params: Any = None) -> Space:
+        return self._act_space
+
+    def _check_params(self, params: Any) -> None:
+        if params is not None:
+            raise ValueError(f"{self.name}: a bridged env has no params; pass None, got {params!r}")
+
+    def _check_live(self, state: Any) -> None:
+        live = (
+            isinstance(state, torch.Tensor)
+            and state.ndim == 0
+            and not state.dtype.is_floating_point
+            and int(state) == self._t
+        )
+        if self._t < 0 or not live:
+            got = int(state) if isinstance(state, torch.Tensor) and state.numel() == 1 else state
+            raise ValueError(
+                f"{self.name}.step: state {got!r} is not the live step {self._t}; a bridged "
+                "env is stateful: step only the state the last reset/step returned (a resumed "
+                "run restarts its episodes: EnvStack.restart)"
+            )
+
+    def _action(self, action: Any) -> np.ndarray:
+        """``action`` as the simulator's numpy array, once its shape and values are checked."""
+        a = (
+            action.detach().cpu().numpy()
+            if isinstance(action, torch.Tensor)
+            else np.asarray(action)
+        )
+        want = self.batch_shape + tuple(self._act_space.shape)
+        if tuple(a.shape) != want:
+            raise ValueError(
+                f"{self.name}.step: action has shape {tuple(a.shape)}, expected {want}"
+            )
+        space = self._act_space
+        if isinstance(space, Discrete):
+            if not np.issubdtype(a.dtype, np.integer):
+                raise TypeError(f"{self.name}.step: action must be integer, got dtype {a.dtype}")
+            if np.any(a < space.start) or np.any(a >= space.start + space.n):
+                raise ValueError(f"{self.name}.step: action {a.tolist()} outside {space}")
+        elif np.any(np.isnan(a)):
+            raise ValueError(f"{self.name}.step: action contains NaN")
+        return a.astype(self._act_dtype)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def reset_env(self, key: torch.Tensor, params: Any) -> tuple[torch.Tensor, Any]:
+        raise NotImplementedError(f"{type(self).__name__} implements reset/step directly")
+
+    def step_env(self, key: torch.Tensor, state: Any, action: Any, params: Any) -> StepResult:
+        raise NotImplementedError(f"{type(self).__name__} implements reset/step directly")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class GymnasiumEnv(HostEnv):
     """A Gymnasium env, id or vector env behind funrl's ``reset``/``step`` (host only).
 
     Args:
@@ -100,8 +187,6 @@ class GymnasiumEnv(Environment):
     ``batch_shape`` is ``()`` for one env and ``(n,)`` for a vector env; spaces are those of
     one member, converted to funrl spaces.  Call :meth:`close` when done (or use ``with``).
     """
-
-    is_host_bridge = True
 
     def __init__(
         self,
@@ -146,7 +231,7 @@ class GymnasiumEnv(Environment):
                 f"GymnasiumEnv: expected an id, gymnasium.Env or VectorEnv, got {env!r}"
             )
         self.gym_env = env
-        self._gym_action_space = single_act
+        self._act_dtype = single_act.dtype
         obs_space = from_gymnasium_space(single_obs, "observation space")
         if isinstance(obs_space, Box) and obs_space.dtype != torch.float32:
             # the bridge returns float32 observations: its space says so
@@ -160,21 +245,6 @@ class GymnasiumEnv(Environment):
     @property
     def batch_shape(self) -> tuple[int, ...]:
         return (self.num_envs,) if self.num_envs is not None else ()
-
-    def default_params(self) -> None:
-        return None
-
-    def observation_space(self, params: Any = None) -> Space:
-        return self._obs_space
-
-    def action_space(self, params: Any = None) -> Space:
-        return self._act_space
-
-    def _check_params(self, params: Any) -> None:
-        if params is not None:
-            raise ValueError(
-                f"{self.name}: a Gymnasium env has no params; pass None, got {params!r}"
-            )
 
     def _state(self) -> torch.Tensor:
         return torch.tensor(self._t, dtype=torch.int64)
@@ -190,43 +260,10 @@ class GymnasiumEnv(Environment):
         self._t = 0
         return _obs(obs), self._state()
 
-    def _action(self, action: Any) -> np.ndarray:
-        a = (
-            action.detach().cpu().numpy()
-            if isinstance(action, torch.Tensor)
-            else np.asarray(action)
-        )
-        want = self.batch_shape + tuple(self._act_space.shape)
-        if tuple(a.shape) != want:
-            raise ValueError(
-                f"{self.name}.step: action has shape {tuple(a.shape)}, expected {want}"
-            )
-        space = self._act_space
-        if isinstance(space, Discrete):
-            if not np.issubdtype(a.dtype, np.integer):
-                raise TypeError(f"{self.name}.step: action must be integer, got dtype {a.dtype}")
-            if np.any(a < space.start) or np.any(a >= space.start + space.n):
-                raise ValueError(f"{self.name}.step: action {a.tolist()} outside {space}")
-        elif np.any(np.isnan(a)):
-            raise ValueError(f"{self.name}.step: action contains NaN")
-        return a.astype(self._gym_action_space.dtype)
-
     def step(self, key: torch.Tensor, state: Any, action: Any, params: Any = None) -> StepResult:
         """One step with auto-reset (see the module docstring); ``key`` is unused."""
         self._check_params(params)
-        live = (
-            isinstance(state, torch.Tensor)
-            and state.ndim == 0
-            and not state.dtype.is_floating_point
-            and int(state) == self._t
-        )
-        if self._t < 0 or not live:
-            got = int(state) if isinstance(state, torch.Tensor) and state.numel() == 1 else state
-            raise ValueError(
-                f"{self.name}.step: state {got!r} is not the live step {self._t}; a bridged "
-                "env is stateful: step only the state the last reset/step returned (a resumed "
-                "run restarts its episodes: EnvStack.restart)"
-            )
+        self._check_live(state)
         a = self._action(action)
         if self.vector:
             obs, final, reward, term, trunc = self._step_vector(a)
@@ -262,18 +299,3 @@ class GymnasiumEnv(Environment):
     def close(self) -> None:
         """Close the Gymnasium env (subprocesses of an async vector env)."""
         self.gym_env.close()
-
-    def __enter__(self) -> GymnasiumEnv:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def reset_env(self, key: torch.Tensor, params: Any) -> tuple[torch.Tensor, Any]:
-        raise NotImplementedError("GymnasiumEnv implements reset/step directly")
-
-    def step_env(self, key: torch.Tensor, state: Any, action: Any, params: Any) -> StepResult:
-        raise NotImplementedError("GymnasiumEnv implements reset/step directly")
-
-    def __repr__(self) -> str:
-        return self.name
