@@ -23,6 +23,12 @@ a key's first 8 words) are unrolled into one hash per counter over the key batch
 shape, which keeps compiled, vmapped code contiguous and vectorised.  Keys and outputs
 are unchanged: int64 words in ``[0, 2**32)``, the same numbers as Random123.
 
+Eagerly on the CPU, the rounds run in numpy on the same uint32 words (vmap levels
+unwrapped and rewrapped around it): a hash is ~130 tiny ops, each a few microseconds of
+torch dispatch, so numpy does it ~4x faster for batches up to thousands of keys (eager
+PPO CartPole 4.9k -> 8.0k env-steps/s).  Tracers, fake tensors, autograd wrappers and
+other devices get the tensor ops.
+
 Compile time: while ``torch.compile`` traces, each hash is one dispatcher op,
 ``funrl::threefry2x32_i32`` (registered on import), so dynamo records one node per hash
 instead of ~130 and skips interpreting the rounds; AOTAutograd decomposes the op back
@@ -47,6 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -144,6 +151,85 @@ _LIBRARY = globals().get("_LIBRARY") or _define_threefry_op()
 _threefry_op = getattr(torch.ops.funrl, _OP_NAME).default
 
 
+def _numpy_rounds(
+    k0: np.ndarray, k1: np.ndarray, x0: np.ndarray, x1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_threefry_rounds` on uint32 numpy arrays (broadcast; fresh outputs)."""
+    k0, k1, x0, x1 = np.broadcast_arrays(k0, k1, x0, x1)
+    shape = k0.shape
+    if not shape:  # numpy scalars would warn on the wrapping additions
+        k0, k1, x0, x1 = (a.reshape(1) for a in (k0, k1, x0, x1))
+    ks = (k0, k1, k0 ^ k1 ^ np.uint32(_PARITY))
+    x0 = x0 + k0
+    x1 = x1 + k1
+    for block in range(5):
+        for r in range(4):
+            x0 += x1
+            rot = _ROTATIONS[(block % 2) * 4 + r]
+            x1 = ((x1 << _U32[rot]) | (x1 >> _U32[32 - rot])) ^ x0
+        s = block + 1
+        x0 += ks[s % 3]
+        x1 += ks[(s + 1) % 3] + _U32[s]
+    return x0.reshape(shape), x1.reshape(shape)
+
+
+_U32 = [np.uint32(i) for i in range(33)]
+_F = torch._C._functorch
+
+
+def _plain_cpu(t: torch.Tensor) -> bool:
+    return (
+        type(t) is torch.Tensor
+        and t.device.type == "cpu"
+        and not _F.is_functorch_wrapped_tensor(t)
+        and not t.requires_grad
+    )
+
+
+def _host_threefry(
+    ts: tuple[torch.Tensor, ...],
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The eager hash of int32 CPU tensors in numpy, ``None`` where it does not apply.
+
+    Eagerly every tensor op is a dispatch of a few microseconds whatever its size, and a
+    hash is ~130 of them; numpy does the same uint32 arithmetic (wrapping modulo
+    ``2**32``, hence the same bits) in about a fifth of the time for batches up to
+    thousands of keys.  ``vmap``-ed inputs (any nesting) are unwrapped level by level,
+    each level's batch dim moved to the front and the logical dims right-aligned, and the
+    outputs wrapped back at the same levels.  Anything else (other devices, autograd or
+    functionalize wrappers, tensor subclasses such as fake tensors, an active dispatch
+    mode such as ``make_fx``'s tracer) returns ``None``.
+    """
+    if torch._C._len_torch_dispatch_stack():  # a tracer or mode must see every op
+        return None
+    levels: list[int] = []
+    cur = list(ts)
+    while True:
+        lv = [_F.maybe_get_level(t) if _F.is_batchedtensor(t) else -1 for t in cur]
+        top = max(lv)
+        if top < 0:
+            break
+        ndim = max(t.dim() for t in cur)  # logical dims at this level
+        nxt = []
+        for t, level in zip(cur, lv, strict=True):
+            if level == top:
+                x, bdim = _F._unwrap_batched(t, top)
+                x = x.movedim(bdim, 0)
+                x = x.reshape((x.shape[0],) + (1,) * (ndim - t.dim()) + tuple(x.shape[1:]))
+            else:
+                x = t.reshape((1,) * (ndim + 1 - t.dim()) + tuple(t.shape))
+            nxt.append(x)
+        levels.append(top)
+        cur = nxt
+    if not all(_plain_cpu(t) for t in cur):
+        return None
+    y0, y1 = _numpy_rounds(*(t.numpy().view(np.uint32) for t in cur))
+    out = torch.from_numpy(y0.view(np.int32)), torch.from_numpy(y1.view(np.int32))
+    for level in reversed(levels):
+        out = _F._add_batch_dim(out[0], 0, level), _F._add_batch_dim(out[1], 0, level)
+    return out
+
+
 def _threefry_i32(
     k0: torch.Tensor, k1: torch.Tensor, x0: torch.Tensor, x1: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,11 +239,16 @@ def _threefry_i32(
     only aten ops), the hash is the single dispatcher op ``funrl::threefry2x32_i32``:
     dynamo records one node instead of ~130 and skips interpreting the rounds' bytecode;
     AOTAutograd decomposes it back into the same int32 ops, so inductor compiles the
-    same graph and the numbers are bit-identical.  Eagerly the ops run directly.
+    same graph and the numbers are bit-identical.  Eagerly on the CPU the rounds run in
+    numpy (:func:`_host_threefry`, same bits, ~4x faster for small batches); elsewhere
+    the tensor ops run directly.
     """
-    if torch.compiler.is_compiling() and not torch.compiler.is_exporting():
+    if torch.compiler.is_compiling():
+        if torch.compiler.is_exporting():
+            return _threefry_rounds(k0, k1, x0, x1)
         return _threefry_op(k0, k1, x0, x1)  # type: ignore[no-any-return]
-    return _threefry_rounds(k0, k1, x0, x1)
+    out = _host_threefry((k0, k1, x0, x1))
+    return out if out is not None else _threefry_rounds(k0, k1, x0, x1)
 
 
 def threefry2x32(

@@ -447,3 +447,62 @@ def test_export_traces_plain_aten_ops():
 def test_op_is_registered_once():
     assert R._define_threefry_op() is None  # already registered by the import
     assert R._threefry_op is torch.ops.funrl.threefry2x32_i32.default
+
+
+def _i32(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(-(2**31), 2**31, shape, dtype=torch.int32, generator=g)
+
+
+def test_eager_host_hash_equals_tensor_rounds_plain_and_broadcast():
+    # the numpy path must give the tensor ops' bits, sign-bit words, 0-d and strides included
+    cases = [
+        (_i32(5, seed=1), _i32(5, seed=2), _i32(5, seed=3), _i32(5, seed=4)),
+        (_i32(seed=1), _i32(seed=2), _i32(seed=3), _i32(seed=4)),  # 0-d
+        (_i32(3, 1, seed=1), _i32(1, 4, seed=2), _i32(4, seed=3), _i32(seed=4)),
+        (_i32(4, 6, seed=1).t(), _i32(6, 8, seed=2)[:, ::2], _i32(1, seed=3).expand(6, 4),
+         _i32(4, seed=4)),
+    ]  # fmt: skip
+    for ins in cases:
+        got = R._host_threefry(ins)
+        assert got is not None
+        want = R._threefry_rounds(*ins)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == torch.int32 and g.shape == w.shape and torch.equal(g, w)
+
+
+def test_eager_host_hash_under_nested_vmap_with_unbatched_inputs():
+    # members x envs, keys batched at both levels, counters at neither or one
+    k0, k1 = _i32(3, 4, 2, seed=5), _i32(3, 4, 2, seed=6)
+    ctr = torch.arange(2, dtype=torch.int32)
+    per_env = _i32(4, seed=7)
+    taken = []
+
+    def f(a, b, c):
+        out = R._host_threefry((a, b, ctr, c))
+        taken.append(out is not None)
+        return out
+
+    def g(a, b, c):
+        return R._threefry_rounds(a, b, ctr, c)
+
+    for inner in (0, 1):  # a batch dim that is not the leading one
+        args = (k0.movedim(1, inner + 1), k1.movedim(1, inner + 1))
+        got = torch.vmap(torch.vmap(f, in_dims=(inner, inner, 0)), in_dims=(0, 0, None))(
+            *args, per_env
+        )
+        want = torch.vmap(torch.vmap(g, in_dims=(inner, inner, 0)), in_dims=(0, 0, None))(
+            *args, per_env
+        )
+        assert all(torch.equal(x, y) for x, y in zip(got, want, strict=True))
+    assert taken == [True, True]
+
+
+def test_eager_host_hash_steps_aside_for_tracers_and_other_tensors():
+    k = R.key(3)
+    gm = torch.fx.experimental.proxy_tensor.make_fx(lambda k: R.split(k, 2))(k)
+    assert len(gm.graph.nodes) > 50  # the rounds are in the graph, not baked in
+    assert torch.equal(gm(R.key(4)), R.split(R.key(4), 2))
+    with torch._subclasses.FakeTensorMode():
+        assert R._host_threefry((_i32(2),) * 4) is None
+    assert R._host_threefry((_i32(2, 2).to("meta"),) * 4) is None
