@@ -214,7 +214,7 @@ def _host_threefry(
         for t, level in zip(cur, lv, strict=True):
             if level == top:
                 x, bdim = _F._unwrap_batched(t, top)
-                x = x.movedim(int(bdim), 0)
+                x = x.movedim(bdim or 0, 0)  # batched at this level: bdim is an int
                 x = x.reshape((x.shape[0],) + (1,) * (ndim - t.dim()) + tuple(x.shape[1:]))
             else:
                 x = t.reshape((1,) * (ndim + 1 - t.dim()) + tuple(t.shape))
