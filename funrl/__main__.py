@@ -1,5 +1,3 @@
-import sys
+from funrl.cli import entry
 
-from funrl.cli import main
-
-sys.exit(main())
+entry()

@@ -564,10 +564,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--compile",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="compile each compute unit with torch.compile (default; --no-compile: eager)",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="compile each compute unit with torch.compile: on (also plain --compile), off "
+        "(eager; also --no-compile), or auto (default; funrl train only, elsewhere on): "
+        "compiled when this run's code is in the compile cache, else eager while a "
+        "background process compiles it, switching when it is done; eager for runs too "
+        "short to gain from compiling",
     )
+    p.add_argument("--no-compile", dest="compile", action="store_const", const="off")
     p.add_argument(
         "--out",
         default=None,

@@ -112,6 +112,33 @@ def _interrupted_note(args: argparse.Namespace, result: Any, paths: RunPaths) ->
     return 130 if result.interrupted == "SIGINT" else 143
 
 
+def _auto_compile(args: argparse.Namespace, run: Any, algo: Any, options: Any) -> Any:
+    """``--compile auto``'s switch (:class:`funrl.warmup.AutoCompile`)."""
+    import math
+
+    import torch
+
+    from funrl import warmup
+
+    updates = options.get("num_updates") or math.ceil(
+        run.config.total_timesteps / algo.steps_per_update
+    )
+    spec = {
+        "algo": args.algo,
+        "config": run.config,
+        "hparams": run.hparams,
+        "eval_episodes": args.eval_episodes,
+        "imports": list(args.imports),
+        "threads": torch.get_num_threads(),
+    }
+    sig = warmup.signature(args.algo, run.config, run.hparams, args.eval_episodes)
+    return warmup.AutoCompile(sig, spec, total_updates=updates, say=_say)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -137,24 +164,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings = "no preset for this env: defaults" if args.preset else "defaults"
     print(
         f"funrl {funrl.__version__}: {args.algo} on {args.env} ({settings}), seed {args.seed}, "
-        f"{run.config.total_timesteps:,} steps, compile={'on' if args.compile else 'off'}, "
+        f"{run.config.total_timesteps:,} steps, compile={args.compile}, "
         f"{torch.get_num_threads()} thread(s), {what} -> {paths.out}",
         flush=True,
     )
+    options = loop_options(args, paths, algo.steps_per_update)
+    auto = _auto_compile(args, run, algo, options) if args.compile == "auto" else None
     result = funrl.train(
         algo,
         funrl.random.key(args.seed),
         run.hparams,
-        compile=args.compile,
+        compile=auto if auto is not None else args.compile == "on",
         eval_episodes=args.eval_episodes,
-        **loop_options(args, paths, algo.steps_per_update),
+        **options,
     )
+    if auto is not None and (line := auto.still_compiling()):
+        print(line, flush=True)
     if result.interrupted:
         return _interrupted_note(args, result, paths)
     sps = result.env_steps / max(result.wall_time_s - result.compile_time_s, 1e-9)
+    timing = f"compile/warm-up {result.compile_time_s:.1f} s, {sps:,.0f} steps/s after"
+    if auto is not None:
+        timing = auto.timing(result.history, algo.steps_per_update) or "eager throughout"
     print(
         f"done: {result.updates} updates, {result.env_steps:,} env steps in {result.wall_time_s:.1f} s "
-        f"(compile/warm-up {result.compile_time_s:.1f} s, {sps:,.0f} steps/s after)\n"
+        f"({timing})\n"
         f"final evaluation (deterministic, {args.eval_episodes} episodes): "
         f"mean return {result.eval_return:.1f}\n"
         f"run: {paths.out} (metrics.jsonl, metrics.csv, summary.json)\n"
@@ -617,6 +651,23 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("algo", nargs="?", default=None, help="show this algorithm's presets")
     ls.set_defaults(fn=cmd_list)
     return p
+
+
+def entry() -> None:
+    """The ``funrl`` command: :func:`main`, then exit without the interpreter's teardown.
+
+    Tearing down torch's modules at exit takes ~1 s after any compiled code ran (2-core
+    CPU); everything a command writes is closed by then, so exit handlers run and the
+    process ends at once.  An exception still exits the usual way.
+    """
+    import atexit
+    import os
+
+    rc = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(rc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -189,12 +189,70 @@ def _device_type(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 def options_for(device_type: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
     """The inductor options :func:`compile` uses for code on ``device_type``:
-    :data:`INDUCTOR_OPTIONS` (less the CPU-only ones off the CPU) under ``options``."""
+    :data:`INDUCTOR_OPTIONS` (less the CPU-only ones off the CPU, plus
+    :func:`_vec_isa_options` on it) under ``options``."""
     base = dict(INDUCTOR_OPTIONS)
     if device_type != "cpu":
         for k in _CPU_ONLY_OPTIONS:
             base.pop(k, None)
+    else:
+        base.update(_vec_isa_options())
     return {**base, **(options or {})}
+
+
+_vec_isa: list[dict[str, Any]] = []
+
+
+def _vec_isa_options() -> dict[str, Any]:
+    """``{"cpp.vec_isa_ok": True}`` where the CPU's vector ISA is known to build here.
+
+    Inductor picks the widest SIMD ISA the CPU lists and checks, in every process, that
+    the compiler builds and loads code for it (two test libraries and two ``dlopen``
+    probe processes: ~5 s the first time, ~0.9 s with a warm cache).  funrl lets it
+    check once per cache folder, remembers the answer in a file there
+    (``funrl-warm/vec-isa-<torch>``), and from then on tells inductor the ISA is fine
+    (``cpp.vec_isa_ok``) where the CPU still lists the same one.  The option is passed
+    from the first compile on, so cached code matches across processes.  Nothing changes
+    where you set ``TORCHINDUCTOR_VEC_ISA_OK``, ``cpp.simdlen`` or ``ATEN_CPU_CAPABILITY``,
+    or where the check and the CPU's list disagree.
+    """
+    if _vec_isa:
+        return _vec_isa[0]
+    out: dict[str, Any] = {}
+    try:
+        import os
+        from pathlib import Path
+
+        from torch._inductor import config
+        from torch._inductor import cpu_vec_isa as isa
+
+        if (
+            config.cpp.vec_isa_ok is None
+            and config.cpp.simdlen is None
+            and not os.environ.get("ATEN_CPU_CAPABILITY")
+        ):
+            marker = Path(_cache_dir()) / "funrl-warm" / f"vec-isa-{torch.__version__}"
+
+            def listed() -> str:  # what the CPU lists, no build check
+                isa.valid_vec_isa_list.cache_clear()
+                with config.patch({"cpp.vec_isa_ok": True}):
+                    name = str(isa.pick_vec_isa())
+                isa.valid_vec_isa_list.cache_clear()
+                return name
+
+            if marker.is_file():
+                if marker.read_text() == listed():
+                    out = {"cpp.vec_isa_ok": True}
+            else:
+                checked = str(isa.pick_vec_isa())  # inductor's own build-and-load check
+                if checked and checked == listed():
+                    marker.parent.mkdir(parents=True, exist_ok=True)
+                    marker.write_text(checked)
+                    out = {"cpp.vec_isa_ok": True}
+    except Exception:
+        out = {}
+    _vec_isa.append(out)
+    return out
 
 
 def _compile(

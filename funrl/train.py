@@ -19,13 +19,15 @@ Example::
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from typing_extensions import Unpack
 
-from funrl import checkpoint
+from funrl import checkpoint, tree
 from funrl import loop as L
 from funrl import random as R
 from funrl.algos.common import Algo, restart_episodes
@@ -84,8 +86,16 @@ def split_key(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return keys[..., 0, :].contiguous(), keys[..., 1, :].contiguous()
 
 
+#: ``compile``'s third form: ``switch(updates_done, first_update_s)`` (see :func:`train`).
+CompileSwitch = Callable[[int, float], bool]
+
+
 def single_runner(
-    algo: Algo, key: torch.Tensor, hparams: Any, compile: bool, eval_episodes: int
+    algo: Algo,
+    key: torch.Tensor,
+    hparams: Any,
+    compile: bool | CompileSwitch,
+    eval_episodes: int,
 ) -> L.Runner:
     """One agent in this process (:func:`train` gives the arguments and their defaults).
 
@@ -94,12 +104,32 @@ def single_runner(
     itself (``funrl eval`` reads it) with ``meta["updates"]``.
     """
     hparams.check()
-    if compile:
+    switch = compile if callable(compile) else None
+    if compile is True:
         algo = algo.with_units(compiled)  # init returns contiguous state (funrl.algos.units)
     k_init, k_eval = split_key(key)
     evaluate_fn = make_evaluate(
-        algo, eval_episodes, compile=compile, compile_after=EAGER_EVALUATIONS
+        algo, eval_episodes, compile=compile is True, compile_after=EAGER_EVALUATIONS
     )
+    update_fn = algo.update
+    updates, first_update_s = 0, 0.0
+
+    def update(state: Any, hp: Any) -> tuple[Any, Any]:
+        nonlocal switch, update_fn, evaluate_fn, updates, first_update_s
+        if switch is not None and switch(updates, first_update_s):
+            switch = None
+            fast = algo.with_units(compiled)
+            # compiled units guard on strides and return row-major state: hand them that
+            state, update_fn = tree.contiguous(state), fast.update
+            evaluate_fn = make_evaluate(
+                fast, eval_episodes, compile=True, compile_after=EAGER_EVALUATIONS
+            )
+        t0 = time.perf_counter()
+        out = update_fn(state, hp)
+        if updates == 0:
+            first_update_s = time.perf_counter() - t0
+        updates += 1
+        return out
 
     def columns(
         update: int, state: Any, metrics: dict[str, torch.Tensor], hp: Any
@@ -125,7 +155,7 @@ def single_runner(
 
     return L.Runner(
         algo=algo, mode="single", size=1, members=False, steps=algo.steps_per_update,
-        comm=L.LOCAL, init=lambda: (algo.init(k_init, hparams), hparams), update=algo.update,
+        comm=L.LOCAL, init=lambda: (algo.init(k_init, hparams), hparams), update=update,
         columns=columns, evaluate=evaluate_at, pbt=None, save=save, load=load,
         result=lambda state, hp: (state, hp),
     )  # fmt: skip
@@ -143,7 +173,7 @@ def train(
     key: torch.Tensor,
     hparams: Any,
     *,
-    compile: bool = True,
+    compile: bool | CompileSwitch = True,
     eval_episodes: int = 10,
     **options: Unpack[L.Options],
 ) -> TrainResult:
@@ -156,7 +186,12 @@ def train(
       compile: compile each compute unit (``funrl.algos.units.compiled``), and the
         evaluation step from the third evaluation on (the first two run eagerly: cheaper
         than compiling for a run that evaluates once or twice); the first update then
-        includes compilation (``compile_time_s``).
+        includes compilation (``compile_time_s``).  Or a function
+        ``switch(updates_done, first_update_s) -> bool`` called before every update:
+        training starts eagerly and switches to compiled units (and a compiled evaluation
+        step) the first time it returns True (``funrl train --compile auto`` passes
+        :class:`funrl.warmup.AutoCompile`, which says when a background process has
+        filled the compile cache).
       eval_episodes: episodes per evaluation.
       options: the loop's features, the same in every mode (:func:`funrl.loop.run`):
         ``num_updates`` (default: the config's), ``out_dir`` (``metrics.jsonl``/``.csv``

@@ -93,7 +93,10 @@ def test_compile_status_lines_without_a_terminal():
 def test_options_follow_the_device_a_call_computes_on():
     from funrl.compiling import _device_type, options_for
 
-    assert options_for("cpu") == INDUCTOR_OPTIONS
+    from funrl.compiling import _vec_isa_options
+
+    assert options_for("cpu") == {**INDUCTOR_OPTIONS, **_vec_isa_options()}
+    assert "cpp.vec_isa_ok" not in options_for("cuda")
     # cpp_wrapper is a CPU win; on a GPU it compiled for minutes (RESULTS.md, CUDA)
     cuda = options_for("cuda")
     assert "cpp_wrapper" not in cuda
@@ -193,3 +196,37 @@ def test_an_error_after_a_first_good_call_is_not_blamed_on_the_cache(monkeypatch
         with pytest.raises(RuntimeError, match="the function's own failure"):
             f(2)
     assert compiling._swapped == []  # no fresh cache for an error at a later call
+
+
+def test_vec_isa_is_checked_once_per_cache_then_trusted(tmp_path, monkeypatch):
+    # inductor's own check (build + dlopen probes) runs where funrl has no record of it;
+    # then the record says the ISA the CPU lists builds here, and inductor is told so
+    from torch._inductor import cpu_vec_isa
+
+    from funrl import compiling
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(compiling, "_vec_isa", [])
+    checked = []
+    real = cpu_vec_isa.pick_vec_isa
+
+    def counting():
+        checked.append(1)
+        return real()
+
+    monkeypatch.setattr(cpu_vec_isa, "pick_vec_isa", counting)
+    first = compiling._vec_isa_options()
+    marker = next(tmp_path.glob("funrl-warm/vec-isa-*"), None)
+    if not str(real()):  # no vector ISA here: nothing to trust
+        assert first == {} and marker is None
+        return
+    assert first == {"cpp.vec_isa_ok": True} and marker is not None
+    assert marker.read_text() == str(real())
+    n = len(checked)
+    monkeypatch.setattr(compiling, "_vec_isa", [])
+    assert compiling._vec_isa_options() == first
+    assert len(checked) == n + 1  # only the no-build listing, under vec_isa_ok=True
+    # a record that no longer matches what the CPU lists: inductor checks again
+    marker.write_text("avx-from-another-machine")
+    monkeypatch.setattr(compiling, "_vec_isa", [])
+    assert compiling._vec_isa_options() == {}

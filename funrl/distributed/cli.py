@@ -93,7 +93,7 @@ def _run(
     key = R.key(args.seed)
     args.out = str(paths.out)
     kw: dict[str, Any] = dict(
-        compile=args.compile,
+        compile=args.compile != "off",  # auto is for funrl train: compiled here
         eval_episodes=args.eval_episodes,
         **arguments.loop_options(args, paths, algo.steps_per_update),
     )
