@@ -91,9 +91,7 @@ def test_compile_status_lines_without_a_terminal():
 
 
 def test_options_follow_the_device_a_call_computes_on():
-    from funrl.compiling import _device_type, options_for
-
-    from funrl.compiling import _vec_isa_options
+    from funrl.compiling import _device_type, _vec_isa_options, options_for
 
     assert options_for("cpu") == {**INDUCTOR_OPTIONS, **_vec_isa_options()}
     assert "cpp.vec_isa_ok" not in options_for("cuda")
