@@ -240,9 +240,8 @@ def _vec_isa_options() -> dict[str, Any]:
                 isa.valid_vec_isa_list.cache_clear()
                 return name
 
-            if marker.is_file():
-                if marker.read_text() == listed():
-                    out = {"cpp.vec_isa_ok": True}
+            if marker.is_file() and marker.read_text() == listed():
+                out = {"cpp.vec_isa_ok": True}
             else:
                 checked = str(isa.pick_vec_isa())  # inductor's own build-and-load check
                 if checked and checked == listed():

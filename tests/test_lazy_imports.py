@@ -12,11 +12,11 @@ import pytest
 
 import funrl
 
-_PROBE = (
-    "import sys, runpy\n"
-    "sys.argv = ['funrl', *sys.argv[1:]]\n"
+_PROBE = (  # funrl.cli.main: the command's entry() ends the process (os._exit) after it
+    "import sys\n"
+    "from funrl.cli import main\n"
     "try:\n"
-    "    runpy.run_module('funrl', run_name='__main__')\n"
+    "    main(sys.argv[1:])\n"
     "except SystemExit:\n"
     "    pass\n"
     "print('TORCH_LOADED' if 'torch' in sys.modules else 'NO_TORCH')\n"
