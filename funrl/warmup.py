@@ -47,10 +47,11 @@ EAGER_ENOUGH_S = 10.0
 
 
 def cache_dir() -> Path:
-    """The inductor cache folder (where marks live)."""
-    from torch._inductor.runtime.cache_dir_utils import cache_dir as inductor_cache_dir
+    """Where marks live: ``funrl-warm`` in the inductor cache folder (not created here)."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-    return Path(inductor_cache_dir()) / "funrl-warm"
+    root = os.environ.get("TORCHINDUCTOR_CACHE_DIR") or default_cache_dir()
+    return Path(os.path.abspath(root)) / "funrl-warm"
 
 
 def _sources_stamp() -> str:
@@ -169,7 +170,14 @@ class AutoCompile:
                 self.say("compile=auto: compiled code for this run is cached: compiling")
                 self.switched_at = updates
                 return True
-            self._start()
+            try:
+                self._start()
+            except OSError as e:  # an unwritable cache folder, no fork: stay eager
+                self.finished = True
+                self.say(
+                    f"compile=auto: cannot start a background compile ({e}): training "
+                    "stays eager; --compile on compiles in the run"
+                )
             return False
         if is_warm(self.sig):
             self.finished = True

@@ -148,3 +148,15 @@ def test_compile_flag_forms():
     assert p.parse_args(["train", "ppo", "--compile"]).compile == "on"
     assert p.parse_args(["train", "ppo", "--compile", "off"]).compile == "off"
     assert p.parse_args(["train", "ppo", "--no-compile"]).compile == "off"
+
+
+def test_auto_stays_eager_where_the_cache_folder_is_unusable(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(blocker))
+    said = []
+    auto, sig = _auto(tmp_path, total=1000, say=said.append)
+    assert not warmup.is_warm(sig)
+    assert auto(1, 0.5) is False and auto.proc is None
+    assert "cannot start a background compile" in said[0]
+    assert auto(2, 0.5) is False and len(said) == 1
