@@ -25,6 +25,11 @@ costs: compiling in the run; a missing one costs a few seconds of eager updates.
 The background process is ``python -m funrl.warmup SPEC``: it rebuilds the algorithm
 from the saved config (``--import`` modules first), runs one compiled update and one
 compiled evaluation, and writes the mark.  Its log is next to the mark.
+
+In Python, ``funrl.train(..., compile=AutoCompile.for_builder("my_variant:build", algo,
+hparams, total_updates=N))`` does the same for an algorithm of your own, rebuilt in the
+background by calling ``my_variant.build()``; editing ``my_variant.py`` (a loss line)
+starts the next run eagerly at once while only what changed compiles cold.
 """
 
 from __future__ import annotations
@@ -245,6 +250,60 @@ class AutoCompile:
             f"{max(switch - steady, 0.0):.1f} s, {sps:,.0f} steps/s compiled"
         )
 
+    @classmethod
+    def for_builder(
+        cls,
+        builder: str,
+        algo: Any,
+        hparams: Any,
+        *,
+        total_updates: int,
+        eval_episodes: int = 10,
+        say: Callable[[str], None] = print,
+    ) -> AutoCompile:
+        """``--compile auto`` for an algorithm of your own (a variant with your parts).
+
+        ``builder`` is ``"module:function"``: an importable module (not ``__main__``)
+        whose ``function()`` returns the algorithm, as ``algo`` (what you train) came from
+        it; the background process imports it (with this process's ``sys.path``) to
+        compile the same units.  The mark's signature adds the builder and its module
+        file's contents, so editing that file (a loss, a network) means a first eager
+        stretch and a background compile of what changed; edits in other files are not
+        seen (a stale mark compiles in the run, as ``compile=True`` does).  Pass the
+        result as ``funrl.train(..., compile=...)`` with ``eval_episodes`` the same.
+        """
+        import hashlib
+        import importlib
+
+        import torch
+
+        module_name, _, function = builder.partition(":")
+        if not module_name or not function or module_name == "__main__":
+            raise ValueError(
+                f"builder must be 'module:function' of an importable module, got {builder!r}"
+            )
+        module = importlib.import_module(module_name)
+        if not callable(getattr(module, function, None)):
+            raise ValueError(f"builder {builder!r}: {module_name} has no function {function!r}")
+        source = Path(str(module.__file__)).read_bytes() if module.__file__ else b""
+        sig = signature(
+            f"{algo.name}|{builder}|{hashlib.sha256(source).hexdigest()}",
+            algo.config,
+            hparams,
+            eval_episodes,
+        )
+        spec = {
+            "algo": algo.name,
+            "builder": builder,
+            "sys_path": list(sys.path),
+            "config": algo.config,
+            "hparams": hparams,
+            "eval_episodes": eval_episodes,
+            "imports": [],
+            "threads": torch.get_num_threads(),
+        }
+        return cls(sig, spec, total_updates=total_updates, say=say)
+
     def still_compiling(self) -> str | None:
         """A line for the end of a run whose background compile is still going."""
         if self.proc is not None and self.proc.poll() is None:
@@ -273,7 +332,15 @@ def _run(spec_path: str) -> int:
     from funrl.evaluation import make_evaluate
 
     t0 = time.perf_counter()
-    algo = algo_module(spec["algo"]).make(spec["config"]).with_units(compiled)
+    if spec.get("builder"):  # AutoCompile.for_builder: the user's own algorithm
+        import importlib
+
+        sys.path[:0] = [p for p in spec["sys_path"] if p not in sys.path]
+        module_name, _, function = spec["builder"].partition(":")
+        algo = getattr(importlib.import_module(module_name), function)()
+    else:
+        algo = algo_module(spec["algo"]).make(spec["config"])
+    algo = algo.with_units(compiled)
     hp = spec["hparams"]
     state = algo.init(R.key(0), hp)
     for _ in range(2):  # the second update compiles what the first one's outputs need

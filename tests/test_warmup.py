@@ -160,3 +160,59 @@ def test_auto_stays_eager_where_the_cache_folder_is_unusable(tmp_path, monkeypat
     assert auto(1, 0.5) is False and auto.proc is None
     assert "cannot start a background compile" in said[0]
     assert auto(2, 0.5) is False and len(said) == 1
+
+
+_BUILDER = """
+# {token}
+from funrl.algos import ppo
+
+SCALE = {scale}
+
+
+def loss_fn(nets, config, params, mb, hp):
+    loss, aux = ppo.ppo_loss(nets, config, params, mb, hp)
+    return loss * SCALE, aux
+
+
+def build():
+    config = ppo.Config(env="CartPole-v1", num_envs=2, num_steps=8, hidden=(8,),
+                        update_epochs=1, num_minibatches=1, total_timesteps=96)
+    return ppo.make(config, loss_fn=loss_fn)
+"""
+
+
+def test_auto_for_a_variant_of_your_own(tmp_path, monkeypatch):
+    # a variant built by an importable function: compiled in the background from it,
+    # cached after, and an edit of its module starts over
+    module = tmp_path / "my_variant.py"
+    module.write_text(_BUILDER.format(token=tmp_path.name, scale=1.0))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_variant
+
+    monkeypatch.setattr(warmup, "EAGER_ENOUGH_S", 0.0)
+    hp = ppo.HParams.create()
+    algo = my_variant.build()
+    said = []
+
+    def auto():
+        return warmup.AutoCompile.for_builder(
+            "my_variant:build", algo, hp, total_updates=1000, eval_episodes=1, say=said.append
+        )
+
+    first = auto()
+    res = funrl.train(algo, funrl.random.key(0), hp, compile=first, progress=False,
+                      eval_episodes=1, num_updates=3)  # fmt: skip
+    assert res.updates == 3 and "background process" in said[-1]
+    assert first.proc is not None and first.proc.wait(timeout=600) == 0, first.log.read_text()
+    second = auto()
+    assert second(1, 0.5) is True and "cached" in said[-1]
+    module.write_text(_BUILDER.format(token=tmp_path.name, scale=2.0))  # the edit
+    assert not warmup.is_warm(auto().sig)
+
+
+def test_auto_for_builder_errors():
+    algo, hp = ppo.make(_tiny_config()), ppo.HParams.create()
+    for bad, message in [("no_colon", "module:function"), ("__main__:build", "importable"),
+                         ("funrl.warmup:nope", "no function 'nope'")]:  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            warmup.AutoCompile.for_builder(bad, algo, hp, total_updates=10)
