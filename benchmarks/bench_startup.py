@@ -19,7 +19,9 @@ Every row is a fresh process with one torch thread, run one at a time; "cold" is
   compiled one, for ``--compile on`` and ``auto``, cold and warm.
 * ``edit``: "edit a loss and rerun": PPO CartPole with a loss whose one line changed
   (a new constant each process), compiled, everything else warm in the cache: seconds
-  from launch to the end of the first update.
+  from launch to the end of the first update; then the same variant as a module with a
+  builder under ``AutoCompile.for_builder`` (first run, unedited rerun, edited rerun):
+  seconds to the first update and to the first compiled one.
 """
 
 from __future__ import annotations
@@ -189,6 +191,64 @@ def section_first(tmp: str) -> None:
                     _wait_background(cache)
 
 
+_VARIANT = """
+from funrl.algos import ppo
+
+SCALE = {scale!r}  # the edited line
+
+
+def loss_fn(nets, config, params, mb, hp):
+    loss, aux = ppo.ppo_loss(nets, config, params, mb, hp)
+    return loss * SCALE, aux
+
+
+def build():
+    return ppo.make(ppo.Config.preset("CartPole-v1"), loss_fn=loss_fn)
+"""
+
+
+def _variant_driver(folder: str, launched: float) -> None:
+    """``edit`` with ``AutoCompile.for_builder``: the variant lives in ``folder``."""
+    import torch
+
+    torch.set_num_threads(1)
+    sys.path.insert(0, folder)
+    import my_variant
+
+    import funrl
+    from funrl import warmup
+    from funrl.algos import ppo
+
+    hp = ppo.HParams.preset("CartPole-v1")
+    algo = my_variant.build()
+    switch = warmup.AutoCompile.for_builder(
+        "my_variant:build", algo, hp, total_updates=10**6, eval_episodes=1,
+        say=lambda s: print(s, file=sys.stderr),
+    )  # fmt: skip
+    marks: dict[str, float] = {}
+
+    def callback(update: int, state: Any, row: Any) -> bool:
+        now = time.time() - launched
+        marks.setdefault("first_s", now)
+        done = switch.switched_at is not None and update > switch.switched_at
+        if done:
+            marks.setdefault("compiled_s", now)
+        return done
+
+    funrl.train(algo, funrl.random.key(0), hp, compile=switch, progress=False,
+                eval_episodes=1, callback=callback, eval_every=10**9,
+                num_updates=10**6)  # fmt: skip
+    print(json.dumps(marks))
+
+
+def _variant(folder: Path, scale: float, cache: str) -> dict[str, float]:
+    (folder / "my_variant.py").write_text(_VARIANT.format(scale=scale))
+    cmd = [sys.executable, __file__, "--variant-driver", str(folder), str(time.time())]
+    _, out = _run(cmd, {**ENV1, "TORCHINDUCTOR_CACHE_DIR": cache})
+    _wait_background(cache)
+    return json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+
+
 def section_edit(tmp: str) -> None:
     cache = tempfile.mkdtemp(dir=tmp)
     base = _first("ppo", "on", cache)  # fills the cache: the unedited PPO
@@ -197,6 +257,12 @@ def section_edit(tmp: str) -> None:
     print(f"unedited, cold cache: {base['first_s']:.1f}")
     for i, r in enumerate(edits):
         print(f"one loss line edited (run {i + 1}), the rest warm: {r['first_s']:.1f}")
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    print("the same with AutoCompile.for_builder: first update / first compiled update")
+    for i, scale in enumerate((1.0, 1.0, 1.5)):
+        r = _variant(folder, scale, cache)
+        what = ("first run", "rerun, unedited", "rerun, loss line edited")[i]
+        print(f"{what}: {r['first_s']:.1f} / {r.get('compiled_s', float('nan')):.1f}")
 
 
 def main() -> None:
@@ -206,7 +272,11 @@ def main() -> None:
     p.add_argument("--sections", nargs="+", default=["main", "first", "edit"])
     p.add_argument("--driver", nargs=3, default=None, help=argparse.SUPPRESS)
     p.add_argument("--edit", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--variant-driver", nargs=2, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.variant_driver:
+        _variant_driver(args.variant_driver[0], float(args.variant_driver[1]))
+        return
     if args.driver:
         algo, mode, launched = args.driver
         _driver(algo, mode, float(launched), args.edit)
