@@ -53,7 +53,10 @@ def _wait_background(cache: str) -> float | None:
     """Wait for a --compile auto background compile in ``cache``; its compile seconds."""
     warm = Path(cache) / "funrl-warm"
     for pid_file in warm.glob("*.pid"):
-        pid = int(pid_file.read_text())
+        try:
+            pid = int(pid_file.read_text())
+        except (FileNotFoundError, ValueError):  # it ended meanwhile
+            continue
         while True:
             try:
                 os.kill(pid, 0)

@@ -315,7 +315,17 @@ class AutoCompile:
 
 
 def _run(spec_path: str) -> int:
-    """The background process: compile ``spec``'s units and evaluation, then mark it."""
+    """The background process: compile ``spec``'s units and evaluation, then mark it.
+    Its spec and pid files go when it ends (its log and the mark stay)."""
+    try:
+        return _compile_spec(spec_path)
+    finally:
+        spec = Path(spec_path)
+        for leftover in (spec, spec.with_name(spec.name.replace(".spec.pt", ".pid"))):
+            leftover.unlink(missing_ok=True)
+
+
+def _compile_spec(spec_path: str) -> int:
     import torch
 
     try:

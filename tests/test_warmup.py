@@ -132,6 +132,9 @@ def test_cli_auto_compiles_in_the_background_then_uses_the_cache(tmp_path, cache
                 pass
         log = next(cache.glob("*.log")).read_text()
         assert "compiled ppo in" in log, log
+        # what it needed is gone; its log and the mark stay
+        assert not list(cache.glob("*.pid")) and not list(cache.glob("*.spec.pt"))
+        assert len(list(cache.glob("*.json"))) == 1
         assert main([*argv, "--out", str(tmp_path / "b")]) == 0
         err = capsys.readouterr().err
         assert "compiled code for this run is cached: compiling" in err
