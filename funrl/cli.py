@@ -136,7 +136,13 @@ def _auto_compile(args: argparse.Namespace, run: Any, algo: Any, options: Any) -
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    """A line on stderr that does not run into a progress bar being drawn there."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        print(line, file=sys.stderr, flush=True)
+    else:
+        tqdm.write(line, file=sys.stderr)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

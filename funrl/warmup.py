@@ -5,10 +5,11 @@ A cold compile of an algorithm's units takes ~40 s (PPO CartPole, 2 CPU cores) t
 Eager training starts at once but runs ~8x slower than compiled on CartPole.  So
 ``funrl train``'s default ``--compile auto`` decides after the first (eager) update:
 
-* little eager work left (under :data:`EAGER_ENOUGH_S` seconds at the first update's
-  speed): stay eager, compile nothing;
 * this run's compiled code is known to be in the cache (a *mark*, below): switch to
-  compiled units now;
+  compiled units now, unless less than :data:`WARM_SWITCH_S` seconds of eager work are
+  left at the first update's speed (then stay eager);
+* little eager work left (under :data:`EAGER_ENOUGH_S` seconds): stay eager, compile
+  nothing;
 * otherwise: keep training eagerly and start a background process (``nice``-d, its own
   session, so it outlives the run if it must) that compiles the same units and the
   evaluation step into the cache; switch to them the moment it is done.  A run that
@@ -44,11 +45,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["EAGER_ENOUGH_S", "AutoCompile", "cache_dir", "is_warm", "signature"]
+__all__ = ["EAGER_ENOUGH_S", "WARM_SWITCH_S", "AutoCompile", "cache_dir", "is_warm", "signature"]
 
-#: With less eager work than this left after the first update, ``auto`` stays eager: a
-#: warm switch costs ~5 s of tracing, so compiling would not finish the run sooner.
+#: With less eager work than this left after the first update, ``auto`` stays eager
+#: instead of starting a background compile (which would not finish sooner).
 EAGER_ENOUGH_S = 10.0
+#: ... and, where the compiled code is cached, with less than this: loading it costs ~4 s
+#: of tracing (PPO CartPole, 2-core CPU), so compiling would not finish the run sooner.
+WARM_SWITCH_S = 5.0
 
 
 def cache_dir() -> Path:
@@ -163,14 +167,15 @@ class AutoCompile:
         if not self.decided:
             self.decided = True
             left = first_update_s * (self.total - updates)
-            if left < EAGER_ENOUGH_S:
+            warm = is_warm(self.sig)
+            if left < (WARM_SWITCH_S if warm else EAGER_ENOUGH_S):
                 self.finished = True
                 self.say(
                     f"compile=auto: eager (~{left:.0f} s of updates left at eager speed; "
                     "compiling would not finish sooner)"
                 )
                 return False
-            if is_warm(self.sig):
+            if warm:
                 self.finished = True
                 self.say("compile=auto: compiled code for this run is cached: compiling")
                 self.switched_at = updates

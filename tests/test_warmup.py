@@ -82,6 +82,11 @@ def test_auto_compiles_at_once_where_the_run_is_marked_warm(tmp_path, cache):
     assert auto(1, 0.5) is True and auto.proc is None
     assert auto(2, 0.5) is False  # decided once
     assert "cached" in said[0]
+    # cached, but with ~3 s of eager work left loading it would not pay; ~6 s would
+    short, _ = _auto(tmp_path, total=7, say=said.append)
+    assert short(1, 0.5) is False and "eager" in said[-1]
+    longer, _ = _auto(tmp_path, total=13, say=said.append)
+    assert longer(1, 0.5) is True and "cached" in said[-1]
 
 
 def test_signature_follows_what_compiled_code_depends_on():
@@ -110,15 +115,18 @@ def test_auto_says_when_the_background_compile_fails(tmp_path, cache):
     assert auto(3, 0.5) is False and len(said) == 2
 
 
-def test_cli_auto_compiles_in_the_background_then_uses_the_cache(tmp_path, cache, capsys):
+def test_cli_auto_compiles_in_the_background_then_uses_the_cache(
+    tmp_path, cache, capsys, monkeypatch
+):
     # first run: cold, so eager while a background process compiles; it goes on after
     # the run, marks the configuration, and the next run compiles from the cache at once
     sets = [x for kv in TINY for x in ("--set", kv)]
     argv = ["train", "ppo", "--total-steps", "48", "--threads", "1", "--eval-episodes", "1",
             *sets]  # fmt: skip
+    monkeypatch.setattr(warmup, "WARM_SWITCH_S", 0.0)  # so tiny a run would stay eager
     warmup_eager = warmup.EAGER_ENOUGH_S
     try:
-        warmup.EAGER_ENOUGH_S = 0.0  # so tiny a run would otherwise stay eager
+        warmup.EAGER_ENOUGH_S = 0.0  # likewise
         assert main([*argv, "--out", str(tmp_path / "a")]) == 0
         err = capsys.readouterr().err
         assert "eager while a background process compiles this run" in err
