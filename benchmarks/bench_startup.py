@@ -148,10 +148,10 @@ def _driver(algo: str, mode: str, launched: float, edit: bool) -> None:
     total = 10**6  # train until the callback stops it: after the first compiled update
     switch: Any = mode == "on"
     if mode == "auto":
-        spec = {"algo": algo, "config": config, "hparams": hp, "eval_episodes": 1,
-                "imports": [], "threads": 1}  # fmt: skip
-        sig = warmup.signature(algo, config, hp, 1)
-        switch = warmup.AutoCompile(sig, spec, total, say=lambda s: print(s, file=sys.stderr))
+        switch = warmup.AutoCompile.for_config(
+            algo, config, hp, total_updates=total, eval_episodes=1,
+            say=lambda s: print(s, file=sys.stderr),
+        )  # fmt: skip
 
     def callback(update: int, state: Any, row: Any) -> bool:
         now = time.time() - launched

@@ -116,23 +116,15 @@ def _auto_compile(args: argparse.Namespace, run: Any, algo: Any, options: Any) -
     """``--compile auto``'s switch (:class:`funrl.warmup.AutoCompile`)."""
     import math
 
-    import torch
-
     from funrl import warmup
 
     updates = options.get("num_updates") or math.ceil(
         run.config.total_timesteps / algo.steps_per_update
     )
-    spec = {
-        "algo": args.algo,
-        "config": run.config,
-        "hparams": run.hparams,
-        "eval_episodes": args.eval_episodes,
-        "imports": list(args.imports),
-        "threads": torch.get_num_threads(),
-    }
-    sig = warmup.signature(args.algo, run.config, run.hparams, args.eval_episodes)
-    return warmup.AutoCompile(sig, spec, total_updates=updates, say=_say)
+    return warmup.AutoCompile.for_config(
+        args.algo, run.config, run.hparams, total_updates=updates,
+        eval_episodes=args.eval_episodes, imports=args.imports, say=_say,
+    )  # fmt: skip
 
 
 def _say(line: str) -> None:

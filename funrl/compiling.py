@@ -50,6 +50,7 @@ Use it wherever you would call ``torch.compile`` on code that draws from ``funrl
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import time
 import types
@@ -200,9 +201,7 @@ def options_for(device_type: str, options: dict[str, Any] | None = None) -> dict
     return {**base, **(options or {})}
 
 
-_vec_isa: list[dict[str, Any]] = []
-
-
+@functools.cache
 def _vec_isa_options() -> dict[str, Any]:
     """``{"cpp.vec_isa_ok": True}`` where the CPU's vector ISA is known to build here.
 
@@ -216,12 +215,9 @@ def _vec_isa_options() -> dict[str, Any]:
     where you set ``TORCHINDUCTOR_VEC_ISA_OK``, ``cpp.simdlen`` or ``ATEN_CPU_CAPABILITY``,
     or where the check and the CPU's list disagree.
     """
-    if _vec_isa:
-        return _vec_isa[0]
     out: dict[str, Any] = {}
     try:
         import os
-        from pathlib import Path
 
         from torch._inductor import config
         from torch._inductor import cpu_vec_isa as isa
@@ -231,7 +227,9 @@ def _vec_isa_options() -> dict[str, Any]:
             and config.cpp.simdlen is None
             and not os.environ.get("ATEN_CPU_CAPABILITY")
         ):
-            marker = Path(_cache_dir()) / "funrl-warm" / f"vec-isa-{torch.__version__}"
+            from funrl.warmup import cache_dir  # funrl's records in the inductor cache
+
+            marker = cache_dir() / f"vec-isa-{torch.__version__}"
 
             def listed() -> str:  # what the CPU lists, no build check
                 isa.valid_vec_isa_list.cache_clear()
@@ -250,7 +248,6 @@ def _vec_isa_options() -> dict[str, Any]:
                     out = {"cpp.vec_isa_ok": True}
     except Exception:
         out = {}
-    _vec_isa.append(out)
     return out
 
 

@@ -179,10 +179,7 @@ _F = torch._C._functorch
 
 def _plain_cpu(t: torch.Tensor) -> bool:
     return (
-        type(t) is torch.Tensor
-        and t.device.type == "cpu"
-        and not _F.is_functorch_wrapped_tensor(t)
-        and not t.requires_grad
+        type(t) is torch.Tensor and t.device.type == "cpu" and not _F.is_functorch_wrapped_tensor(t)
     )
 
 

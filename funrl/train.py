@@ -111,25 +111,29 @@ def single_runner(
     evaluate_fn = make_evaluate(
         algo, eval_episodes, compile=compile is True, compile_after=EAGER_EVALUATIONS
     )
-    update_fn = algo.update
-    updates, first_update_s = 0, 0.0
+    update: Callable[[Any, Any], tuple[Any, Any]] = algo.update
+    if switch is not None:
+        update_fn = algo.update
+        updates, first_update_s = 0, 0.0
 
-    def update(state: Any, hp: Any) -> tuple[Any, Any]:
-        nonlocal switch, update_fn, evaluate_fn, updates, first_update_s
-        if switch is not None and switch(updates, first_update_s):
-            switch = None
-            fast = algo.with_units(compiled)
-            # compiled units guard on strides and return row-major state: hand them that
-            state, update_fn = tree.contiguous(state), fast.update
-            evaluate_fn = make_evaluate(
-                fast, eval_episodes, compile=True, compile_after=EAGER_EVALUATIONS
-            )
-        t0 = time.perf_counter()
-        out = update_fn(state, hp)
-        if updates == 0:
-            first_update_s = time.perf_counter() - t0
-        updates += 1
-        return out
+        def switching_update(state: Any, hp: Any) -> tuple[Any, Any]:
+            nonlocal switch, update_fn, evaluate_fn, updates, first_update_s
+            if switch is not None and switch(updates, first_update_s):
+                switch = None
+                fast = algo.with_units(compiled)
+                # compiled units guard on strides and return row-major state: hand them that
+                state, update_fn = tree.contiguous(state), fast.update
+                evaluate_fn = make_evaluate(
+                    fast, eval_episodes, compile=True, compile_after=EAGER_EVALUATIONS
+                )
+            t0 = time.perf_counter()
+            out = update_fn(state, hp)
+            if updates == 0:
+                first_update_s = time.perf_counter() - t0
+            updates += 1
+            return out
+
+        update = switching_update
 
     def columns(
         update: int, state: Any, metrics: dict[str, torch.Tensor], hp: Any

@@ -280,8 +280,6 @@ class AutoCompile:
         import hashlib
         import importlib
 
-        import torch
-
         module_name, _, function = builder.partition(":")
         if not module_name or not function or module_name == "__main__":
             raise ValueError(
@@ -291,22 +289,43 @@ class AutoCompile:
         if not callable(getattr(module, function, None)):
             raise ValueError(f"builder {builder!r}: {module_name} has no function {function!r}")
         source = Path(str(module.__file__)).read_bytes() if module.__file__ else b""
-        sig = signature(
-            f"{algo.name}|{builder}|{hashlib.sha256(source).hexdigest()}",
-            algo.config,
-            hparams,
-            eval_episodes,
-        )
+        return cls.for_config(
+            algo.name, algo.config, hparams, total_updates=total_updates,
+            eval_episodes=eval_episodes, say=say,
+            builder=(builder, hashlib.sha256(source).hexdigest()),
+        )  # fmt: skip
+
+    @classmethod
+    def for_config(
+        cls,
+        algo_name: str,
+        config: Any,
+        hparams: Any,
+        *,
+        total_updates: int,
+        eval_episodes: int = 10,
+        imports: list[str] | tuple[str, ...] = (),
+        say: Callable[[str], None] = print,
+        builder: tuple[str, str] | None = None,
+    ) -> AutoCompile:
+        """``--compile auto`` for funrl's algorithm ``algo_name`` built from ``config``
+        (``funrl train``'s case; the background process calls its ``make``), with the
+        ``--import`` modules that register its env.  ``builder``: ``(module:function,
+        hash of its source)`` (:meth:`for_builder`)."""
+        import torch
+
+        key = algo_name if builder is None else f"{algo_name}|{builder[0]}|{builder[1]}"
         spec = {
-            "algo": algo.name,
-            "builder": builder,
-            "sys_path": list(sys.path),
-            "config": algo.config,
+            "algo": algo_name,
+            "config": config,
             "hparams": hparams,
             "eval_episodes": eval_episodes,
-            "imports": [],
+            "imports": list(imports),
             "threads": torch.get_num_threads(),
         }
+        if builder is not None:
+            spec.update(builder=builder[0], sys_path=list(sys.path))
+        sig = signature(key, config, hparams, eval_episodes)
         return cls(sig, spec, total_updates=total_updates, say=say)
 
     def still_compiling(self) -> str | None:

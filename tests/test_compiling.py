@@ -198,7 +198,7 @@ def test_an_error_after_a_first_good_call_is_not_blamed_on_the_cache(monkeypatch
     assert compiling._swapped == []  # no fresh cache for an error at a later call
 
 
-def test_vec_isa_is_checked_once_per_cache_then_trusted(tmp_path, monkeypatch):
+def test_vec_isa_is_checked_once_per_cache_then_trusted(tmp_path, monkeypatch, request):
     # inductor's own check (build + dlopen probes) runs where funrl has no record of it;
     # then the record says the ISA the CPU lists builds here, and inductor is told so
     from torch._inductor import cpu_vec_isa
@@ -206,7 +206,8 @@ def test_vec_isa_is_checked_once_per_cache_then_trusted(tmp_path, monkeypatch):
     from funrl import compiling
 
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(compiling, "_vec_isa", [])
+    compiling._vec_isa_options.cache_clear()
+    request.addfinalizer(compiling._vec_isa_options.cache_clear)  # the real cache's, later
     checked = []
     real = cpu_vec_isa.pick_vec_isa
 
@@ -223,13 +224,13 @@ def test_vec_isa_is_checked_once_per_cache_then_trusted(tmp_path, monkeypatch):
     assert first == {"cpp.vec_isa_ok": True} and marker is not None
     assert marker.read_text() == str(real())
     n = len(checked)
-    monkeypatch.setattr(compiling, "_vec_isa", [])
+    compiling._vec_isa_options.cache_clear()
     assert compiling._vec_isa_options() == first
     assert len(checked) == n + 1  # only the no-build listing, under vec_isa_ok=True
     # a record that no longer matches what the CPU lists: inductor checks again, and
     # where its check agrees with the list, the record is renewed
     marker.write_text("avx-from-another-machine")
-    monkeypatch.setattr(compiling, "_vec_isa", [])
+    compiling._vec_isa_options.cache_clear()
     assert compiling._vec_isa_options() == first
     assert len(checked) == n + 4 and marker.read_text() == str(real())
     # where inductor's check disagrees with the list, nothing is trusted
@@ -240,5 +241,5 @@ def test_vec_isa_is_checked_once_per_cache_then_trusted(tmp_path, monkeypatch):
         return "listed-isa" if config.cpp.vec_isa_ok else "checked-isa"
 
     monkeypatch.setattr(cpu_vec_isa, "pick_vec_isa", disagreeing)
-    monkeypatch.setattr(compiling, "_vec_isa", [])
+    compiling._vec_isa_options.cache_clear()
     assert compiling._vec_isa_options() == {} and not marker.exists()

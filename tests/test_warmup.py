@@ -54,10 +54,11 @@ def test_train_switches_to_compiled_units_when_told():
 
 
 def _auto(tmp_path, total, say):
-    spec = {"algo": "ppo", "config": _tiny_config(), "hparams": ppo.HParams.create(),
-            "eval_episodes": 1, "imports": [], "threads": 1}  # fmt: skip
-    sig = warmup.signature("ppo", spec["config"], spec["hparams"], 1)
-    return warmup.AutoCompile(sig, spec, total_updates=total, say=say), sig
+    auto = warmup.AutoCompile.for_config(
+        "ppo", _tiny_config(), ppo.HParams.create(), total_updates=total, eval_episodes=1,
+        say=say,
+    )  # fmt: skip
+    return auto, auto.sig
 
 
 @pytest.fixture
