@@ -191,10 +191,14 @@ class AutoCompile:
             return False
         if is_warm(self.sig):
             self.finished = True
-            self.say(
-                f"compile=auto: the background compile is done after "
-                f"{time.perf_counter() - self.t_start:.0f} s: switching to compiled units"
+            done = (
+                f"the background compile is done after {time.perf_counter() - self.t_start:.0f} s"
             )
+            left = first_update_s * (self.total - updates)
+            if left < WARM_SWITCH_S:  # loading the code would cost more than it saves
+                self.say(f"compile=auto: {done}; ~{left:.0f} s of eager updates left: eager")
+                return False
+            self.say(f"compile=auto: {done}: switching to compiled units")
             self.switched_at = updates
             return True
         if self.proc is not None and self.proc.poll() not in (None, 0):

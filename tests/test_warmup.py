@@ -105,6 +105,19 @@ def test_signature_follows_what_compiled_code_depends_on():
         torch.set_num_threads(threads)
 
 
+def test_auto_does_not_switch_for_the_last_few_updates(tmp_path, cache):
+    # the background compile finished, but too little eager work is left to load it
+    said = []
+    auto, sig = _auto(tmp_path, total=40, say=said.append)
+    auto.decided = True  # as after starting a background compile
+    warmup._write_mark(sig, {"algo": "ppo"})
+    assert auto(32, 0.5) is False and "eager" in said[-1]  # 4 s left
+    assert auto(33, 0.5) is False and len(said) == 1  # decided
+    again, _ = _auto(tmp_path, total=40, say=said.append)
+    again.decided = True
+    assert again(20, 0.5) is True and "switching" in said[-1]  # 10 s left
+
+
 def test_auto_says_when_the_background_compile_fails(tmp_path, cache):
     said = []
     auto, _ = _auto(tmp_path, total=1000, say=said.append)
