@@ -25,8 +25,8 @@ are unchanged: int64 words in ``[0, 2**32)``, the same numbers as Random123.
 
 Eagerly on the CPU, the rounds run in numpy on the same uint32 words (vmap levels
 unwrapped and rewrapped around it): a hash is ~130 tiny ops, each a few microseconds of
-torch dispatch, so numpy does it ~4x faster for batches up to thousands of keys (eager
-PPO CartPole 4.9k -> 8.0k env-steps/s).  Tracers, fake tensors, autograd wrappers and
+torch dispatch, and numpy's per-op cost is lower (eager PPO CartPole 4.8k -> 7.4k
+env-steps/s, benchmarks/bench_eager.py).  Tracers, fake tensors, autograd wrappers and
 other devices get the tensor ops.
 
 Compile time: while ``torch.compile`` traces, each hash is one dispatcher op,
@@ -190,8 +190,7 @@ def _host_threefry(
 
     Eagerly every tensor op is a dispatch of a few microseconds whatever its size, and a
     hash is ~130 of them; numpy does the same uint32 arithmetic (wrapping modulo
-    ``2**32``, hence the same bits) in about a fifth of the time for batches up to
-    thousands of keys.  ``vmap``-ed inputs (any nesting) are unwrapped level by level,
+    ``2**32``, hence the same bits) at a lower cost per op.  ``vmap``-ed inputs (any nesting) are unwrapped level by level,
     each level's batch dim moved to the front and the logical dims right-aligned, and the
     outputs wrapped back at the same levels.  Anything else (other devices, autograd or
     functionalize wrappers, tensor subclasses such as fake tensors, an active dispatch
@@ -237,7 +236,7 @@ def _threefry_i32(
     dynamo records one node instead of ~130 and skips interpreting the rounds' bytecode;
     AOTAutograd decomposes it back into the same int32 ops, so inductor compiles the
     same graph and the numbers are bit-identical.  Eagerly on the CPU the rounds run in
-    numpy (:func:`_host_threefry`, same bits, ~4x faster for small batches); elsewhere
+    numpy (:func:`_host_threefry`, same bits, cheaper per op); elsewhere
     the tensor ops run directly.
     """
     if torch.compiler.is_compiling():
