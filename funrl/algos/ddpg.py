@@ -1,8 +1,9 @@
 """Deep Deterministic Policy Gradient (Lillicrap et al., 2016) as ``init`` + ``update``.
 
 DDPG as the TD3 paper's "our DDPG" baseline: one critic, a deterministic tanh actor,
-Gaussian exploration noise (not Ornstein-Uhlenbeck), Polyak target networks, and an actor
-step after every critic step.  It is :mod:`funrl.algos.td3`'s recipe with one critic
+Gaussian exploration noise (``Config.action_noise = "ou"``: the original paper's
+Ornstein-Uhlenbeck noise), Polyak target networks, and an actor step after every critic
+step.  It is :mod:`funrl.algos.td3`'s recipe with one critic
 (``Config.num_critics = 1``), no target policy smoothing (:func:`critic_loss`) and
 ``policy_delay=1``; :func:`make` takes the same parts as ``td3.make``::
 

@@ -3,8 +3,9 @@
 One ``update`` (the loop of :mod:`funrl.algos.offpolicy`)::
 
     collect  train_freq times: one step of num_envs envs with a deterministic tanh actor
-             plus Gaussian exploration noise (uniform random actions while env steps <
-             learning_starts), transitions added to the replay buffer
+             plus Gaussian (or Ornstein-Uhlenbeck) exploration noise (uniform random
+             actions while env steps < learning_starts), transitions added to the
+             replay buffer
     learn    gradient_steps times: sample a batch; critic step towards
              r + gamma (1 - term) min_e Q'_e(s', clip(mu'(s') + clip(noise), -1, 1));
              every policy_delay-th critic step also the actor step (maximise Q_1(s, mu(s)))
@@ -13,7 +14,11 @@ One ``update`` (the loop of :mod:`funrl.algos.offpolicy`)::
 
 Actions live in ``[-1, 1]`` (the env stack rescales them to the env's bounds), so the
 noise scales (``exploration_noise``, ``policy_noise``, ``noise_clip``) are fractions of
-the half-range, as in the paper and CleanRL.  The delay counts gradient steps taken: when
+the half-range, as in the paper and CleanRL.  ``Config.action_noise = "ou"`` replaces the
+Gaussian noise with temporally correlated Ornstein-Uhlenbeck noise (:func:`ou_noise`, as
+SB3's ``OrnsteinUhlenbeckActionNoise``): a per-env noise state carried in the train state
+(:class:`OUTrainState`) and reset to 0 where an episode ends, the exploration that lets a
+deterministic actor find MountainCarContinuous's goal.  The delay counts gradient steps taken: when
 ``gradient_steps % policy_delay == 0`` each learn unit knows statically whether it steps
 the actor; otherwise the actor step is computed every time and masked by the step counter.
 
@@ -56,15 +61,53 @@ __all__ = [
     "Config",
     "HParams",
     "Networks",
+    "OUTrainState",
     "TrainState",
     "actor_loss",
     "bootstrap_critic_loss",
     "critic_loss",
     "default_networks",
     "make",
+    "ou_noise",
 ]
 
 TrainState = offpolicy.TrainState  # params and target_params: actor, critic
+
+ACTION_NOISES = ("gaussian", "ou")
+
+
+@tree.struct
+class OUTrainState(offpolicy.TrainState):
+    """:class:`funrl.algos.offpolicy.TrainState` plus ``noise``, every env's
+    Ornstein-Uhlenbeck noise ``[num_envs, act_dim]`` (``Config.action_noise = "ou"``)."""
+
+    noise: torch.Tensor
+
+
+def ou_noise(
+    noise: torch.Tensor,
+    key: torch.Tensor,
+    sigma: torch.Tensor | float,
+    theta: float = 0.15,
+    dt: float = 1e-2,
+) -> torch.Tensor:
+    """One step of the Ornstein-Uhlenbeck process around 0 (Euler-Maruyama)::
+
+        noise + theta * (0 - noise) * dt + sigma * sqrt(dt) * N(0, 1)
+
+    the update of SB3's ``OrnsteinUhlenbeckActionNoise`` (same ``theta``/``dt`` defaults),
+    with the standard normals drawn from ``key`` (shape of ``noise``).  Pure: the caller
+    carries the returned noise to the next step and resets it to 0 where an episode ends.
+
+    Example::
+
+        >>> import torch, funrl
+        >>> n = ou_noise(torch.zeros(3), funrl.random.key(0), 0.5)
+        >>> n.shape, bool((n.abs() < 0.5).all())  # one step moves sigma * sqrt(dt) = 0.05 std
+        (torch.Size([3]), True)
+    """
+    z = R.normal(key, noise.shape, dtype=noise.dtype)
+    return noise - theta * dt * noise + sigma * dt**0.5 * z
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,19 +119,36 @@ class Config(offpolicy.Config):
       policy_delay: one actor (and target) step per this many critic steps.
       num_critics: the default critic ensemble's size (2: TD3's twins; 1: one plain critic).
       learning_starts: env steps of uniform random actions before the first gradient step.
+      action_noise: ``"gaussian"`` (independent ``N(0, exploration_noise)`` per step) or
+        ``"ou"`` (Ornstein-Uhlenbeck noise with ``sigma = exploration_noise``,
+        :func:`ou_noise`; the state becomes an :class:`OUTrainState`).
+      ou_theta, ou_dt: the OU process's mean reversion and time step (SB3's defaults).
     """
 
     env: str = "Pendulum-v1"
     learning_starts: int = 10_000
     policy_delay: int = 2
     num_critics: int = 2
+    action_noise: str = "gaussian"
+    ou_theta: float = 0.15
+    ou_dt: float = 1e-2
 
     def validate(self) -> None:
         super().validate()
+        name = type(self).__name__
         for f in ("policy_delay", "num_critics"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{type(self).__name__}.{f} must be a positive int, got {v!r}")
+                raise ValueError(f"{name}.{f} must be a positive int, got {v!r}")
+        if self.action_noise not in ACTION_NOISES:
+            raise ValueError(
+                f"{name}.action_noise must be one of {', '.join(map(repr, ACTION_NOISES))}, "
+                f"got {self.action_noise!r}"
+            )
+        for f in ("ou_theta", "ou_dt"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"{name}.{f} must be a number > 0, got {v!r}")
 
 
 @tree.struct
@@ -98,7 +158,8 @@ class HParams(common.HParams):
     Attributes:
       actor_lr, critic_lr: Adam learning rates (:data:`OPTIMIZER_HPARAMS`).
       gamma: discount; tau: Polyak rate of the target networks.
-      exploration_noise: std of the Gaussian noise added to actions while collecting.
+      exploration_noise: std of the Gaussian noise added to actions while collecting (the
+        OU process's ``sigma`` with ``Config.action_noise = "ou"``).
       policy_noise, noise_clip: target policy smoothing ``clip(N(0, policy_noise), +-noise_clip)``.
     """
 
@@ -261,20 +322,36 @@ def make(
     )
     _check_parts(where, config, nets, critic_loss_fn, actor_loss_fn, stack, hparams_cls)
     delay = config.policy_delay
+    ou = config.action_noise == "ou"
 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         k_noise, k_rand = R.split(key)
         mu = nets.actor.apply(pp["actor"], obs)
-        a_pi = torch.clamp(mu + pp["noise"] * R.normal(k_noise, mu.shape), -1.0, 1.0)
+        extras = {}
+        if ou:  # the OU state advances every step, also while acting at random
+            noise = ou_noise(pp["ou"], k_noise, pp["noise"], config.ou_theta, config.ou_dt)
+            extras["ou"] = noise
+        else:
+            noise = pp["noise"] * R.normal(k_noise, mu.shape)
+        a_pi = torch.clamp(mu + noise, -1.0, 1.0)
         a_rand = R.uniform(k_rand, mu.shape, low=-1.0, high=1.0)
-        return torch.where(pp["random"], a_rand, a_pi), {}
+        return torch.where(pp["random"], a_rand, a_pi), extras
 
     def policy_params(state: Any, hp: Any) -> dict[str, Any]:
-        return {
+        pp = {
             "actor": state.params["actor"],
             "noise": hp.exploration_noise,
             "random": state.global_step < config.learning_starts,
         }
+        if ou:
+            pp["ou"] = state.noise
+        return pp
+
+    def ou_rows(state: Any, tr: Any, hp: Any) -> tuple[Any, Any, None]:
+        """Plain rows; the OU state moves on, back to 0 where an episode ended."""
+        ended = (tr.terminated | tr.truncated)[..., None]
+        noise = torch.where(ended, torch.zeros_like(tr.extras["ou"]), tr.extras["ou"])
+        return offpolicy.plain_rows(state.replace(noise=noise), tr, hp)
 
     def init(key: torch.Tensor, hp: Any) -> Any:
         common.check_hparams_if_concrete(hp)
@@ -283,8 +360,9 @@ def make(
         opt_state = {
             n: common.set_optimizer_hparams(opts[n].init(params[n]), tables[n], hp) for n in params
         }
+        extra = {"noise": torch.zeros(config.num_envs, act_dim)} if ou else {}
         return offpolicy.new_state(
-            TrainState,
+            OUTrainState if ou else TrainState,
             stack,
             params=params,
             target_params=tree.map(torch.clone, params),
@@ -292,6 +370,7 @@ def make(
             buffer=offpolicy.init_buffer(offpolicy.plain_example(stack), config),
             k_env=k_env,
             key=k_state,
+            **extra,
         )
 
     step = common.network_step(opts, tables)
@@ -344,6 +423,7 @@ def make(
         policy_params=policy_params,
         learn_step=learn_step,
         num_keys=1,
+        to_rows=ou_rows if ou else offpolicy.plain_rows,
         step_variant=lambda j: ("always" if j % delay == 0 else "never") if static else "masked",
     )
 

@@ -25,6 +25,7 @@ CASES = {
     "sac-discrete": (sac, sac.Config(**_OFF, env="CartPole-v1", discrete=True)),
     "td3-masked": (td3, td3.Config(**_OFF)),
     "td3-static": (td3, td3.Config(**_OFF, gradient_steps=2)),
+    "td3-ou": (td3, td3.Config(**_OFF, action_noise="ou")),
     "ddpg": (ddpg, ddpg.Config(**_OFF)),
 }  # fmt: skip
 
@@ -58,7 +59,7 @@ def test_second_update_never_recompiles(name, no_inductor):
     assert all(x.is_contiguous() for x in tree.leaves(state) if isinstance(x, torch.Tensor))
 
 
-@pytest.mark.parametrize("name", ["ppo", "dqn-fused-per", "sac", "td3-masked"])
+@pytest.mark.parametrize("name", ["ppo", "dqn-fused-per", "sac", "td3-masked", "td3-ou"])
 def test_compiled_population_never_recompiles(name, no_inductor):
     mod, config = CASES[name]
     algo = mod.make(config).with_units(units.population(compile=True))

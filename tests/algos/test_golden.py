@@ -72,6 +72,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, float], int]] = {
     "td3": ("td3", dict(**_OFF), {}, 8),
     "td3-static-delay": ("td3", dict(**_OFF, gradient_steps=2), {}, 8),
     "ddpg": ("ddpg", dict(**_OFF), {}, 8),
+    "ddpg-ou": ("ddpg", dict(**_OFF, action_noise="ou"), {"exploration_noise": 0.3}, 8),
 }
 
 

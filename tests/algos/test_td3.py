@@ -1,3 +1,6 @@
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
@@ -152,3 +155,74 @@ def test_bad_config_rejected():
 def test_discrete_env_rejected():
     with pytest.raises(ValueError, match=r"TD3 \(continuous\) needs a 1-d Box action space"):
         td3.make(td3.Config(env="CartPole-v1"))
+
+
+def test_ou_noise_is_sb3s_recurrence():
+    """SB3's OrnsteinUhlenbeckActionNoise: x + theta (mu - x) dt + sigma sqrt(dt) z, mu = 0."""
+    key, x = funrl.random.key(4), torch.tensor([0.3, -0.2], dtype=torch.float64)
+    for sigma, theta, dt in [(0.5, 0.15, 1e-2), (0.2, 1.0, 0.1)]:
+        z = funrl.random.normal(key, (2,), dtype=torch.float64).numpy()
+        want = x.numpy() + theta * (0.0 - x.numpy()) * dt + sigma * np.sqrt(dt) * z
+        got = td3.ou_noise(x, key, sigma, theta, dt)
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+OU = td3.Config(
+    env="Pendulum-v1",
+    num_envs=2,
+    train_freq=250,  # Pendulum truncates every 200 steps: one reset inside the update
+    gradient_steps=0,  # the actor never changes, so action - mu(obs) is the noise
+    learning_starts=0,
+    buffer_size=1000,
+    batch_size=8,
+    hidden=(16,),
+    action_noise="ou",
+)
+
+
+def test_ou_exploration_follows_the_process_and_resets_at_episode_ends():
+    algo, hp = td3.make(OU), td3.HParams.create(exploration_noise=0.1)
+    state = algo.init(funrl.random.key(0), hp)
+    assert isinstance(state, td3.OUTrainState) and state.noise.shape == (2, 1)
+    carry_key, actor = state.collector.key, state.params["actor"]
+    state, _ = algo.update(state, hp)
+    rows = state.buffer.data  # rows t * num_envs + env, in step order
+    noise = rows["action"] - algo.networks.actor.apply(actor, rows["obs"])
+    # the naive loop: the collector's key chain, one OU step per env step, 0 after t = 199
+    x, want = torch.zeros(2, 1), []
+    for t in range(250):
+        k_policy, _, carry_key = funrl.random.split(carry_key, 3)
+        k_noise, _ = funrl.random.split(k_policy)
+        x = td3.ou_noise(x, k_noise, 0.1, OU.ou_theta, OU.ou_dt)
+        want.append(x)
+        if t == 199:
+            x = torch.zeros(2, 1)
+    want = torch.cat(want)
+    assert want.abs().max() < 0.5  # no action clipped: the difference is the noise itself
+    torch.testing.assert_close(noise[:500], want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(state.noise, want[-2:], rtol=0, atol=1e-7)
+    # correlated: consecutive steps differ by ~sigma sqrt(dt) = 0.01, far less than the noise
+    steps = (want[2:400] - want[:398]).abs().mean()
+    assert steps < 0.02 < want[300:400].abs().mean()
+
+
+def test_ou_population_matches_members_alone():
+    cfg = dataclasses.replace(OU, train_freq=4, gradient_steps=2, learning_starts=4)
+    single = td3.make(cfg)
+    hp_list = [td3.HParams.create(exploration_noise=0.5), td3.HParams.create(actor_lr=1e-3)]
+    keys = funrl.random.split(funrl.random.key(0), 2)
+    alone = [run(single, k, hp, 3)[0] for k, hp in zip(keys, hp_list)]
+    pop = single.with_units(units.population())
+    hps = tree.stack(hp_list)
+    states = torch.func.vmap(single.init, randomness="error")(keys, hps)
+    for _ in range(3):
+        states, _ = pop.update(states, hps)
+    expected = tree.stack([(s.params, s.noise) for s in alone])
+    assert_trees_close((states.params, states.noise), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_action_noise_rejected():
+    with pytest.raises(ValueError, match="action_noise must be one of 'gaussian', 'ou'"):
+        td3.make(td3.Config(action_noise="pink"))
+    with pytest.raises(ValueError, match="ou_theta must be a number > 0"):
+        td3.make(td3.Config(action_noise="ou", ou_theta=0.0))
