@@ -23,6 +23,12 @@ under compile).  The whole action is checked against ``[n, *space.shape]`` and a
 read: not under ``torch.compile``, not when the action is a functorch-batched tensor
 (inside an outer ``vmap``/``grad``), not on the ``meta`` device.
 
+Eagerly (plain CPU tensors, not traced, not inside an outer ``vmap``) ``step`` computes
+the members' auto-reset only on steps where one of them is done: the vmapped reset costs
+about twice the step itself, and most steps end no episode.  The outputs are those of the
+vmapped auto-resetting step bit for bit (the first eager step checks that skipping the
+reset changes no dtype or shape; where it would, every step computes it).
+
 Devices: ``params`` leaves other than 0-d CPU tensors (which every op used by the envs
 reads as a scalar on any device) are moved to the key's device, so batched params built on
 the CPU work with a CUDA key.
@@ -197,7 +203,65 @@ class VecEnv(Environment):
             validate_action(space, action, f"{self.name}.step", batch_shape=self.batch_shape)
         keys = R.split(key, self.num_envs)
         pdim = 0 if self.batched_params else None
+        if self._resets_lazily(key, action):
+            return self._step_reset_where_done(keys, state, action, params, pdim)
         return vmap(self.env.step, in_dims=(0, 0, 0, pdim))(keys, state, action, params)
+
+    # Whether leaving out the auto-reset when no member is done gives what the full step
+    # gives (same dtypes and shapes): None until the first eager step has compared them.
+    _lazy_reset_exact: bool | None = None
+
+    def _resets_lazily(self, key: torch.Tensor, action: torch.Tensor) -> bool:
+        """The eager fast path applies: a plain CPU step (not traced, not inside
+        ``vmap``/``grad``, no dispatch mode) of an env whose ``step`` is the auto-resetting
+        one of :class:`Environment`, and no earlier step found a dtype or shape mismatch."""
+        return (
+            self._lazy_reset_exact is not False
+            and type(self.env).step is Environment.step
+            and not torch.compiler.is_compiling()
+            and not torch._C._len_torch_dispatch_stack()
+            and all(
+                type(t) is torch.Tensor
+                and t.device.type == "cpu"
+                and not torch._C._functorch.is_functorch_wrapped_tensor(t)
+                for t in (key, action)
+            )
+        )
+
+    def _step_reset_where_done(
+        self, keys: torch.Tensor, state: Any, action: torch.Tensor, params: Any, pdim: Any
+    ) -> StepResult:
+        """:meth:`Environment.step` of every member with the reset computed only when a
+        member is done: eagerly, the vmapped reset costs about twice the step itself, and
+        most steps end no episode.  Bit-identical to the vmapped ``step`` (the same keys,
+        the same ``torch.where``); the branch reads ``done``, so it runs eagerly only."""
+        env = self.env
+
+        def member_step(k: torch.Tensor, s: Any, a: torch.Tensor, p: Any) -> Any:
+            R.check_key(k)  # what Environment.step checks and splits, per member
+            env._check_step_action(a)
+            key_step, key_reset = R._split_keys(k, 2)
+            return env.step_env(key_step, s, a, p), key_reset
+
+        (obs_st, state_st, reward, terminated, truncated, info), key_reset = vmap(
+            member_step, in_dims=(0, 0, 0, pdim)
+        )(keys, state, action, params)
+        done = terminated | truncated
+        obs, new_state = obs_st, state_st
+        if self._lazy_reset_exact is None or bool(done.any()):
+            obs_re, state_re = vmap(env.reset_env, in_dims=(0, pdim))(key_reset, params)
+            pick = vmap(lambda d, a, b: tree.where(d, a, b))
+            obs, new_state = pick(done, obs_re, obs_st), pick(done, state_re, state_st)
+            if self._lazy_reset_exact is None:
+                self._lazy_reset_exact = all(
+                    x.dtype == y.dtype and x.shape == y.shape
+                    for x, y in zip(
+                        tree.leaves((obs, new_state)), tree.leaves((obs_st, state_st)), strict=True
+                    )
+                )
+        info = dict(info)
+        info["final_observation"] = obs_st
+        return obs, new_state, reward, terminated, truncated, info
 
     def reset_env(self, key: torch.Tensor, params: Any) -> tuple[torch.Tensor, Any]:
         raise NotImplementedError(

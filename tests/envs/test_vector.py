@@ -212,3 +212,73 @@ def test_cartpole_vec_if_available():
         # where not done obs == final_observation; where done they differ
         assert torch.equal(obs[~done], info["final_observation"][~done])
     assert bool(done_seen.any())
+
+
+def _full_step(venv, key, state, action, params):
+    """VecEnv.step without its eager fast path: the vmapped auto-resetting member step."""
+    keys = R.split(key, venv.num_envs)
+    pdim = 0 if venv.batched_params else None
+    return torch.func.vmap(venv.env.step, in_dims=(0, 0, 0, pdim))(keys, state, action, params)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_eager_step_resets_only_when_done_and_is_bit_identical(batched, monkeypatch):
+    """Eagerly the reset is computed only on steps where a member is done; every output
+    equals the full vmapped step's bit for bit, episode ends included."""
+    venv = VecEnv(Walk(), 5, batched_params=batched)
+    params = venv.default_params()
+    resets = []
+    reset_env = Walk.reset_env
+    monkeypatch.setattr(Walk, "reset_env", lambda *a: resets.append(1) or reset_env(*a))
+    _, state = venv.reset(R.key(0), params)
+    actions = R.randint(R.key(1), 0, 2, (40, 5))
+    ends = 0
+    for t in range(40):
+        key = R.fold_in(R.key(2), t)
+        resets.clear()
+        got = venv.step(key, state, actions[t], params)
+        did_reset = bool(resets)
+        assert tree.all_equal(got, _full_step(venv, key, state, actions[t], params))
+        done = bool((got[3] | got[4]).any())
+        ends += done
+        # the first step also resets (it checks the shortcut's dtypes); then only when done
+        assert did_reset == (done or t == 0)
+        state = got[1]
+    assert venv._lazy_reset_exact is True and 5 < ends < 40
+
+
+class WidenedWalk(Walk):
+    """reset_env's position is float64 while step_env's is float32: the auto-reset's where
+    promotes to float64, so skipping it would return float32."""
+
+    def reset_env(self, key, params):
+        obs, s = super().reset_env(key, params)
+        return obs, WalkState(s.pos.to(torch.float64), s.t)
+
+    def step_env(self, key, state, action, params):
+        obs, s, r, te, tr, info = super().step_env(key, state, action, params)
+        return obs, WalkState(s.pos.to(torch.float32), s.t), r, te, tr, info
+
+
+def test_eager_step_keeps_the_full_path_where_skipping_would_change_dtypes():
+    venv = VecEnv(WidenedWalk(), 3)
+    _, state = venv.reset(R.key(0))
+    for t in range(8):
+        key, a = R.fold_in(R.key(2), t), torch.ones(3, dtype=torch.int64)
+        got = venv.step(key, state, a)
+        assert tree.all_equal(got, _full_step(venv, key, state, a, venv.default_params()))
+        assert got[1].pos.dtype == torch.float64
+        state = got[1]
+    assert venv._lazy_reset_exact is False
+
+
+def test_vmapped_and_compiled_steps_take_the_full_path():
+    venv = VecEnv(Walk(noisy=False), 2)
+    a = torch.zeros(2, dtype=torch.int64)
+    assert venv._resets_lazily(R.key(0), a)
+    seen = []
+    torch.func.vmap(lambda k, x: seen.append(venv._resets_lazily(k, x)) or x)(
+        R.split(R.key(0), 2), torch.zeros(2, 2, dtype=torch.int64)
+    )
+    traced = torch.compile(lambda k, x: venv._resets_lazily(k, x), backend="eager")
+    assert seen == [False] and traced(R.key(0), a) is False
