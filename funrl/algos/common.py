@@ -198,13 +198,16 @@ def restart_episodes(stack: EnvStack, state: Any) -> Any:
     """``state`` (any algorithm's TrainState) with its collector on new episodes where
     the env is a host env (:meth:`EnvStack.restart`; keys from the collector's key), else
     ``state`` itself: what resuming a checkpoint does, since a host env's simulator is not
-    in the checkpoint."""
+    in the checkpoint.  A state with per-episode parts of its own (TD3's OU noise) defines
+    ``episodes_restarted() -> state``, called here too."""
     if not stack.host:
         return state
     carry = state.collector
     k_reset, k_carry = R.split(carry.key)
     obs, env_state = stack.restart(k_reset, carry.env_state)
-    return state.replace(collector=tree.contiguous(CollectorState(env_state, obs, k_carry)))
+    state = state.replace(collector=tree.contiguous(CollectorState(env_state, obs, k_carry)))
+    restarted = getattr(state, "episodes_restarted", None)
+    return restarted() if restarted is not None else state
 
 
 def _keep_reward_moments(fresh: Any, saved: Any) -> Any:

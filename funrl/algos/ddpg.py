@@ -1,14 +1,15 @@
 """Deep Deterministic Policy Gradient (Lillicrap et al., 2016) as ``init`` + ``update``.
 
 DDPG as the TD3 paper's "our DDPG" baseline: one critic, a deterministic tanh actor,
-Gaussian exploration noise (``Config.action_noise = "ou"``: the original paper's
-Ornstein-Uhlenbeck noise), Polyak target networks, and an actor step after every critic
-step.  It is :mod:`funrl.algos.td3`'s recipe with one critic
+Gaussian exploration noise, Polyak target networks, and an actor step after every critic
+step (``Config.action_noise = "ou"`` explores with the original paper's Ornstein-Uhlenbeck
+noise instead, :func:`funrl.algos.td3.ou_noise`).  It is :mod:`funrl.algos.td3`'s recipe with one critic
 (``Config.num_critics = 1``), no target policy smoothing (:func:`critic_loss`) and
 ``policy_delay=1``; :func:`make` takes the same parts as ``td3.make``::
 
-    collect  train_freq times: clip(mu(s) + N(0, exploration_noise), -1, 1) per env
-             (uniform random actions while env steps < learning_starts), into the buffer
+    collect  train_freq times: clip(mu(s) + N(0, exploration_noise), -1, 1) per env (or
+             OU noise of sigma exploration_noise; uniform random actions while env
+             steps < learning_starts), into the buffer
     learn    gradient_steps times: critic step towards r + gamma (1 - term) Q'(s', mu'(s')),
              actor step maximising Q(s, mu(s)), Polyak update of both targets
 
@@ -38,10 +39,10 @@ import torch
 from funrl import optim, tree
 from funrl.algos import common, td3
 from funrl.algos.common import Algo, OptimizerHParams, hparam
-from funrl.algos.td3 import Networks, TrainState
+from funrl.algos.td3 import Networks, OUTrainState, TrainState
 from funrl.algos.units import UnitTransform, eager
 
-__all__ = ["Config", "HParams", "Networks", "TrainState", "critic_loss", "make"]
+__all__ = ["Config", "HParams", "Networks", "OUTrainState", "TrainState", "critic_loss", "make"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +64,8 @@ class HParams(common.HParams):
     Attributes:
       actor_lr, critic_lr: Adam learning rates.
       gamma: discount; tau: Polyak rate of the target networks.
-      exploration_noise: std of the Gaussian noise added to actions while collecting.
+      exploration_noise: std of the Gaussian noise added to actions while collecting (the
+        OU process's ``sigma`` with ``Config.action_noise = "ou"``).
     """
 
     actor_lr: torch.Tensor = hparam(3e-4, low=0.0, low_open=True)

@@ -83,6 +83,11 @@ class OUTrainState(offpolicy.TrainState):
 
     noise: torch.Tensor
 
+    def episodes_restarted(self) -> OUTrainState:
+        """This state with the noise of every env back at 0: what resuming a host env's
+        run does, whose episodes start afresh (:func:`funrl.algos.common.restart_episodes`)."""
+        return self.replace(noise=torch.zeros_like(self.noise))
+
 
 def ou_noise(
     noise: torch.Tensor,
@@ -121,8 +126,11 @@ class Config(offpolicy.Config):
       learning_starts: env steps of uniform random actions before the first gradient step.
       action_noise: ``"gaussian"`` (independent ``N(0, exploration_noise)`` per step) or
         ``"ou"`` (Ornstein-Uhlenbeck noise with ``sigma = exploration_noise``,
-        :func:`ou_noise`; the state becomes an :class:`OUTrainState`).
-      ou_theta, ou_dt: the OU process's mean reversion and time step (SB3's defaults).
+        :func:`ou_noise`; the state becomes an :class:`OUTrainState`).  The OU process
+        also advances while actions are uniform random (``learning_starts``), where SB3
+        draws none, so it is mid-process, not at 0, when the actor takes over.
+      ou_theta, ou_dt: the OU process's mean reversion and time step (SB3's defaults;
+        ``ou_theta * ou_dt < 1``, or the process diverges).
     """
 
     env: str = "Pendulum-v1"
@@ -149,6 +157,11 @@ class Config(offpolicy.Config):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"{name}.{f} must be a number > 0, got {v!r}")
+        if not self.ou_theta * self.ou_dt < 1:
+            raise ValueError(
+                f"{name}.ou_theta * ou_dt must be < 1 (the OU process diverges), got "
+                f"{self.ou_theta} * {self.ou_dt}"
+            )
 
 
 @tree.struct
@@ -329,10 +342,10 @@ def make(
         mu = nets.actor.apply(pp["actor"], obs)
         extras = {}
         if ou:  # the OU state advances every step, also while acting at random
-            noise = ou_noise(pp["ou"], k_noise, pp["noise"], config.ou_theta, config.ou_dt)
+            noise = ou_noise(pp["ou"], k_noise, pp["sigma"], config.ou_theta, config.ou_dt)
             extras["ou"] = noise
         else:
-            noise = pp["noise"] * R.normal(k_noise, mu.shape)
+            noise = pp["sigma"] * R.normal(k_noise, mu.shape)
         a_pi = torch.clamp(mu + noise, -1.0, 1.0)
         a_rand = R.uniform(k_rand, mu.shape, low=-1.0, high=1.0)
         return torch.where(pp["random"], a_rand, a_pi), extras
@@ -340,7 +353,7 @@ def make(
     def policy_params(state: Any, hp: Any) -> dict[str, Any]:
         pp = {
             "actor": state.params["actor"],
-            "noise": hp.exploration_noise,
+            "sigma": hp.exploration_noise,
             "random": state.global_step < config.learning_starts,
         }
         if ou:

@@ -25,9 +25,13 @@ read: not under ``torch.compile``, not when the action is a functorch-batched te
 
 Eagerly (plain CPU tensors, not traced, not inside an outer ``vmap``) ``step`` computes
 the members' auto-reset only on steps where one of them is done: the vmapped reset costs
-about twice the step itself, and most steps end no episode.  The outputs are those of the
-vmapped auto-resetting step bit for bit (the first eager step checks that skipping the
-reset changes no dtype or shape; where it would, every step computes it).
+about twice the step itself, and most steps end no episode.  This covers an env whose
+``step`` is :class:`~funrl.envs.base.Environment`'s, also under ``RescaleAction`` /
+``ClipAction``; other wrappers take the vmapped step.  The outputs are those of the
+vmapped auto-resetting step bit for bit (the first eager step with given dtypes checks
+that skipping the reset changes no dtype or shape; where it would, every step computes
+it).  As from any pure function, state leaves the step leaves unchanged may come back as
+the very tensors passed in.
 
 Devices: ``params`` leaves other than 0-d CPU tensors (which every op used by the envs
 reads as a scalar on any device) are moved to the key's device, so batched params built on
@@ -203,41 +207,69 @@ class VecEnv(Environment):
             validate_action(space, action, f"{self.name}.step", batch_shape=self.batch_shape)
         keys = R.split(key, self.num_envs)
         pdim = 0 if self.batched_params else None
-        if self._resets_lazily(key, action):
-            return self._step_reset_where_done(keys, state, action, params, pdim)
+        chain = self._lazy_reset_chain(key, state, action, params)
+        if chain is not None:
+            return self._step_reset_where_done(chain, keys, state, action, params, pdim)
         return vmap(self.env.step, in_dims=(0, 0, 0, pdim))(keys, state, action, params)
 
-    # Whether leaving out the auto-reset when no member is done gives what the full step
-    # gives (same dtypes and shapes): None until the first eager step has compared them.
-    _lazy_reset_exact: bool | None = None
+    # Per dtype signature of (state, params): whether leaving out the auto-reset when no
+    # member is done gives what the full step gives (same dtypes and shapes); filled in by
+    # the first eager step with that signature.
+    _lazy_reset_exact: dict[tuple[Any, ...], bool]
 
-    def _resets_lazily(self, key: torch.Tensor, action: torch.Tensor) -> bool:
-        """The eager fast path applies: a plain CPU step (not traced, not inside
-        ``vmap``/``grad``, no dispatch mode) of an env whose ``step`` is the auto-resetting
-        one of :class:`Environment`, and no earlier step found a dtype or shape mismatch."""
-        return (
-            self._lazy_reset_exact is not False
-            and type(self.env).step is Environment.step
-            and not torch.compiler.is_compiling()
-            and not torch._C._len_torch_dispatch_stack()
-            and all(
-                type(t) is torch.Tensor
-                and t.device.type == "cpu"
-                and not torch._C._functorch.is_functorch_wrapped_tensor(t)
-                for t in (key, action)
-            )
-        )
+    def _lazy_reset_chain(
+        self, key: torch.Tensor, state: Any, action: torch.Tensor, params: Any
+    ) -> tuple[list[Any], Environment, tuple[Any, ...]] | None:
+        """``(action maps, inner env, dtype signature)`` where the eager fast path applies,
+        else ``None``.
+
+        It applies to a plain CPU step: not traced, no dispatch mode, every tensor of the
+        arguments an ordinary CPU tensor (none inside an outer ``vmap``/``grad``), of an
+        env whose ``step`` is the auto-resetting one of :class:`Environment`, possibly under
+        wrappers that only map the action (``maps_actions_only``: ``RescaleAction``,
+        ``ClipAction``), and unless an earlier step with the same dtypes found that
+        skipping the reset would change a dtype or shape.
+        """
+        if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
+            return None
+        maps, env = [], self.env
+        while getattr(type(env), "maps_actions_only", False):
+            maps.append(env.env_action)
+            env = env.env
+        if type(env).step is not Environment.step:
+            return None
+        leaves = tree.leaves([key, state, action, params])
+        for t in leaves:
+            if isinstance(t, torch.Tensor) and (
+                type(t) is not torch.Tensor
+                or t.device.type != "cpu"
+                or torch._C._functorch.is_functorch_wrapped_tensor(t)
+            ):
+                return None
+        sig = tuple(getattr(t, "dtype", type(t)) for t in leaves)
+        if not self.__dict__.setdefault("_lazy_reset_exact", {}).get(sig, True):
+            return None
+        return maps, env, sig
 
     def _step_reset_where_done(
-        self, keys: torch.Tensor, state: Any, action: torch.Tensor, params: Any, pdim: Any
+        self,
+        chain: tuple[list[Any], Environment, tuple[Any, ...]],
+        keys: torch.Tensor,
+        state: Any,
+        action: torch.Tensor,
+        params: Any,
+        pdim: Any,
     ) -> StepResult:
         """:meth:`Environment.step` of every member with the reset computed only when a
         member is done: eagerly, the vmapped reset costs about twice the step itself, and
         most steps end no episode.  Bit-identical to the vmapped ``step`` (the same keys,
         the same ``torch.where``); the branch reads ``done``, so it runs eagerly only."""
-        env = self.env
+        maps, env, sig = chain
+        exact = self._lazy_reset_exact
 
         def member_step(k: torch.Tensor, s: Any, a: torch.Tensor, p: Any) -> Any:
+            for env_action in maps:  # the action-only wrappers, outermost first
+                a = env_action(a)
             R.check_key(k)  # what Environment.step checks and splits, per member
             env._check_step_action(a)
             key_step, key_reset = R._split_keys(k, 2)
@@ -247,13 +279,13 @@ class VecEnv(Environment):
             member_step, in_dims=(0, 0, 0, pdim)
         )(keys, state, action, params)
         done = terminated | truncated
-        obs, new_state = obs_st, state_st
-        if self._lazy_reset_exact is None or bool(done.any()):
+        obs, new_state = obs_st.clone(), state_st  # obs: not final_observation's storage
+        if sig not in exact or bool(done.any()):
             obs_re, state_re = vmap(env.reset_env, in_dims=(0, pdim))(key_reset, params)
             pick = vmap(lambda d, a, b: tree.where(d, a, b))
             obs, new_state = pick(done, obs_re, obs_st), pick(done, state_re, state_st)
-            if self._lazy_reset_exact is None:
-                self._lazy_reset_exact = all(
+            if sig not in exact:
+                exact[sig] = all(
                     x.dtype == y.dtype and x.shape == y.shape
                     for x, y in zip(
                         tree.leaves((obs, new_state)), tree.leaves((obs_st, state_st)), strict=True

@@ -184,19 +184,25 @@ def test_ou_exploration_follows_the_process_and_resets_at_episode_ends():
     algo, hp = td3.make(OU), td3.HParams.create(exploration_noise=0.1)
     state = algo.init(funrl.random.key(0), hp)
     assert isinstance(state, td3.OUTrainState) and state.noise.shape == (2, 1)
+    # env 1 starts 50 steps into its episode: it truncates at t = 149, env 0 at t = 199
+    env_state = state.collector.env_state
+    inner = env_state.inner.replace(time=torch.tensor([0, 50]))
+    state = state.replace(
+        collector=state.collector._replace(env_state=env_state.replace(inner=inner))
+    )
     carry_key, actor = state.collector.key, state.params["actor"]
     state, _ = algo.update(state, hp)
     rows = state.buffer.data  # rows t * num_envs + env, in step order
     noise = rows["action"] - algo.networks.actor.apply(actor, rows["obs"])
-    # the naive loop: the collector's key chain, one OU step per env step, 0 after t = 199
+    # the naive loop: the collector's key chain, one OU step per env step, each env's
+    # noise back at 0 after its own episode end
     x, want = torch.zeros(2, 1), []
     for t in range(250):
         k_policy, _, carry_key = funrl.random.split(carry_key, 3)
         k_noise, _ = funrl.random.split(k_policy)
         x = td3.ou_noise(x, k_noise, 0.1, OU.ou_theta, OU.ou_dt)
         want.append(x)
-        if t == 199:
-            x = torch.zeros(2, 1)
+        x = torch.where(torch.tensor([[t == 199], [t == 149]]), 0.0, x)
     want = torch.cat(want)
     assert want.abs().max() < 0.5  # no action clipped: the difference is the noise itself
     torch.testing.assert_close(noise[:500], want, rtol=0, atol=1e-5)
@@ -221,8 +227,25 @@ def test_ou_population_matches_members_alone():
     assert_trees_close((states.params, states.noise), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_resuming_a_host_env_run_restarts_the_noise():
+    """A host env's episodes start afresh on resume (its simulator is not checkpointed),
+    and so does every env's OU noise."""
+    pytest.importorskip("gymnasium")
+    from funrl.algos.common import restart_episodes
+
+    cfg = dataclasses.replace(OU, env="gym:Pendulum-v1", train_freq=4)
+    algo, hp = td3.make(cfg), td3.HParams.create()
+    state, _ = algo.update(algo.init(funrl.random.key(0), hp), hp)
+    assert bool((state.noise != 0).all())
+    restarted = restart_episodes(algo.env_stack, state)
+    assert isinstance(restarted, td3.OUTrainState) and bool((restarted.noise == 0).all())
+    assert tree.all_equal(restarted.params, state.params)
+
+
 def test_bad_action_noise_rejected():
     with pytest.raises(ValueError, match="action_noise must be one of 'gaussian', 'ou'"):
         td3.make(td3.Config(action_noise="pink"))
     with pytest.raises(ValueError, match="ou_theta must be a number > 0"):
         td3.make(td3.Config(action_noise="ou", ou_theta=0.0))
+    with pytest.raises(ValueError, match="ou_theta \\* ou_dt must be < 1"):
+        td3.make(td3.Config(action_noise="ou", ou_theta=2.0, ou_dt=0.5))

@@ -244,7 +244,8 @@ def test_eager_step_resets_only_when_done_and_is_bit_identical(batched, monkeypa
         # the first step also resets (it checks the shortcut's dtypes); then only when done
         assert did_reset == (done or t == 0)
         state = got[1]
-    assert venv._lazy_reset_exact is True and 5 < ends < 40
+    assert list(venv._lazy_reset_exact.values()) == [True] and 5 < ends < 40
+    assert got[0] is not got[5]["final_observation"]  # obs is a tensor of its own
 
 
 class WidenedWalk(Walk):
@@ -269,16 +270,54 @@ def test_eager_step_keeps_the_full_path_where_skipping_would_change_dtypes():
         assert tree.all_equal(got, _full_step(venv, key, state, a, venv.default_params()))
         assert got[1].pos.dtype == torch.float64
         state = got[1]
-    assert venv._lazy_reset_exact is False
+    assert list(venv._lazy_reset_exact.values()) == [False]
 
 
 def test_vmapped_and_compiled_steps_take_the_full_path():
     venv = VecEnv(Walk(noisy=False), 2)
-    a = torch.zeros(2, dtype=torch.int64)
-    assert venv._resets_lazily(R.key(0), a)
+    _, state = venv.reset(R.key(0))
+    a, p = torch.zeros(2, dtype=torch.int64), venv.default_params()
+    assert venv._lazy_reset_chain(R.key(0), state, a, p) is not None
     seen = []
-    torch.func.vmap(lambda k, x: seen.append(venv._resets_lazily(k, x)) or x)(
+    torch.func.vmap(lambda k, x: seen.append(venv._lazy_reset_chain(k, state, x, p)) or x)(
         R.split(R.key(0), 2), torch.zeros(2, 2, dtype=torch.int64)
     )
-    traced = torch.compile(lambda k, x: venv._resets_lazily(k, x), backend="eager")
-    assert seen == [False] and traced(R.key(0), a) is False
+    traced = torch.compile(lambda k, x: venv._lazy_reset_chain(k, state, x, p), backend="eager")
+    assert seen == [None] and traced(R.key(0), a) is None
+
+
+@pytest.mark.parametrize("batched", ["state", "params"])
+def test_outer_vmap_over_state_or_params_alone(batched):
+    """An outer vmap over only the state (or only the params: domain randomisation) while
+    key and action are shared: the step cannot branch on ``done`` there."""
+    venv = VecEnv(Walk(), 3)
+    p = venv.default_params()
+    _, state = venv.reset(R.key(0))
+    a = torch.ones(3, dtype=torch.int64)
+    if batched == "state":
+        states = tree.stack([state, venv.reset(R.key(1))[1]])
+        got = torch.func.vmap(venv.step, in_dims=(None, 0, None, None))(R.key(2), states, a, p)
+        want = [venv.step(R.key(2), tree.index(states, i), a, p) for i in range(2)]
+    else:
+        ps = tree.stack([p, p.replace(bound=torch.tensor(0.5))])
+        got = torch.func.vmap(venv.step, in_dims=(None, None, None, 0))(R.key(2), state, a, ps)
+        want = [venv.step(R.key(2), state, a, tree.index(ps, i)) for i in range(2)]
+    assert tree.all_equal(got, tree.stack(want))
+
+
+def test_eager_step_through_action_only_wrappers():
+    """RescaleAction / ClipAction only map the action: the fast path steps through them,
+    bit-identical to the wrapped env's vmapped step (Pendulum truncates at step 200)."""
+    from funrl.envs.classic_control import Pendulum
+    from funrl.envs.wrappers import ClipAction, RescaleAction
+
+    venv = VecEnv(ClipAction(RescaleAction(Pendulum(), -1.0, 1.0)), 3)
+    _, state = venv.reset(R.key(0))
+    p = venv.default_params()
+    for t in range(205):
+        key, a = R.fold_in(R.key(2), t), R.uniform(R.fold_in(R.key(3), t), (3, 1), low=-2, high=2)
+        assert venv._lazy_reset_chain(key, state, a, p) is not None
+        got = venv.step(key, state, a, p)
+        if t in (0, 198, 199, 200):
+            assert tree.all_equal(got, _full_step(venv, key, state, a, p))
+        state = got[1]

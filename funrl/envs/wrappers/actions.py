@@ -22,6 +22,8 @@ from funrl.envs.wrappers.core import (
 class ClipAction(Wrapper):
     """Actions clamped to the inner ``Box`` bounds; the reported action space is unbounded."""
 
+    maps_actions_only = True  # step is the inner step of env_action(action)
+
     def __init__(self, env: Environment) -> None:
         super().__init__(env)
         self._space = _box(self._default_space("action"), self.name, "action")
@@ -43,6 +45,8 @@ class RescaleAction(Wrapper):
 
     ``a_env = clip(low + (high - low) (a - min_action) / (max_action - min_action), low, high)``.
     """
+
+    maps_actions_only = True  # step is the inner step of env_action(action)
 
     def __init__(self, env: Environment, min_action: float = -1.0, max_action: float = 1.0) -> None:
         super().__init__(env)

@@ -18,8 +18,13 @@ Tensor = torch.Tensor
 class Wrapper(Environment):
     """Base of all wrappers: spaces, params and ``batch_shape`` pass through to ``self.env``.
 
-    Subclasses override ``reset`` and ``step`` (the inner env already auto-resets).
+    Subclasses override ``reset`` and ``step`` (the inner env already auto-resets).  A
+    subclass whose ``step`` is exactly ``self.env.step(key, state, self.env_action(action),
+    params)``, and whose ``reset`` is the inner one, may set ``maps_actions_only = True``:
+    ``VecEnv`` then steps through it on its eager fast path.
     """
+
+    maps_actions_only: bool = False
 
     def __init__(self, env: Environment) -> None:
         if not isinstance(env, Environment):
