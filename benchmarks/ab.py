@@ -4,7 +4,8 @@
 
 ``REV`` is checked out into a temporary git worktree; each round runs the benchmark there
 and then in this checkout (``PYTHONPATH`` set to each, ``OMP_NUM_THREADS=1``, the same
-interpreter), so both see the same machine load in turn.  Every run's output is kept under
+interpreter), so both see the same machine load in turn.  Give a script, not ``-m module``:
+``python -m`` puts the working folder (this checkout) first on ``sys.path``.  Every run's output is kept under
 ``--out`` (default ``runs/ab-<time>``) and its last ``--tail`` lines are printed, labelled,
 for the side-by-side table in ``benchmarks/RESULTS.md``.  The benchmark script is taken
 from this checkout for both sides (so both run the same measurement).
@@ -47,6 +48,9 @@ def main() -> None:
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
         ap.error("give the benchmark command after --")
+    if cmd[0].startswith("-"):  # `-m funrl ...` would import this checkout's funrl on both
+        ap.error("give a script path after -- (python -m puts the working folder, this "
+                 "checkout, first on sys.path, so both sides would run this checkout)")  # fmt: skip
     out = Path(args.out or ROOT / "runs" / f"ab-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
