@@ -270,14 +270,15 @@ class VecEnv(Environment):
         def member_step(k: torch.Tensor, s: Any, a: torch.Tensor, p: Any) -> Any:
             for env_action in maps:  # the action-only wrappers, outermost first
                 a = env_action(a)
-            R.check_key(k)  # what Environment.step checks and splits, per member
             env._check_step_action(a)
-            key_step, key_reset = R._split_keys(k, 2)
-            return env.step_env(key_step, s, a, p), key_reset
+            return env.step_env(k, s, a, p)
 
-        (obs_st, state_st, reward, terminated, truncated, info), key_reset = vmap(
+        # Environment.step's key split for every member at once (the hash is row-wise:
+        # the same keys as splitting each member's key under vmap, without vmap's cost)
+        key_step, key_reset = R._split_keys(keys, 2)
+        obs_st, state_st, reward, terminated, truncated, info = vmap(
             member_step, in_dims=(0, 0, 0, pdim)
-        )(keys, state, action, params)
+        )(key_step, state, action, params)
         done = terminated | truncated
         obs, new_state = obs_st.clone(), state_st  # obs: not final_observation's storage
         if sig not in exact or bool(done.any()):
