@@ -232,7 +232,8 @@ class VecEnv(Environment):
         """
         if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
             return None
-        maps, env = [], self.env
+        maps: list[Any] = []
+        env: Any = self.env
         while getattr(type(env), "maps_actions_only", False):
             maps.append(env.env_action)
             env = env.env
