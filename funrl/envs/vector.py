@@ -142,6 +142,15 @@ class VecEnv(Environment):
         self.batched_params = bool(batched_params)
         self.name = f"VecEnv({env.name}, {num_envs})"
         self._params_spec = tree.structure(env.default_params())
+        # the eager fast path (see step): the action-only wrappers above the env whose
+        # auto-resetting step it replays, None where the env's step is another one; and per
+        # dtype signature, whether skipping the reset keeps every dtype and shape
+        maps, inner = [], env
+        while getattr(type(inner), "maps_actions_only", False):
+            maps.append(inner.env_action)  # type: ignore[attr-defined]
+            inner = inner.env  # type: ignore[attr-defined]
+        self._lazy_reset_env = (maps, inner) if type(inner).step is Environment.step else None
+        self._lazy_reset_exact: dict[tuple[Any, ...], bool] = {}
         env.static_action_space()  # built eagerly, before a step is traced
 
     @property
@@ -212,11 +221,6 @@ class VecEnv(Environment):
             return self._step_reset_where_done(chain, keys, state, action, params, pdim)
         return vmap(self.env.step, in_dims=(0, 0, 0, pdim))(keys, state, action, params)
 
-    # Per dtype signature of (state, params): whether leaving out the auto-reset when no
-    # member is done gives what the full step gives (same dtypes and shapes); filled in by
-    # the first eager step with that signature.
-    _lazy_reset_exact: dict[tuple[Any, ...], bool]
-
     def _lazy_reset_chain(
         self, key: torch.Tensor, state: Any, action: torch.Tensor, params: Any
     ) -> tuple[list[Any], Environment, tuple[Any, ...]] | None:
@@ -230,14 +234,9 @@ class VecEnv(Environment):
         ``ClipAction``), and unless an earlier step with the same dtypes found that
         skipping the reset would change a dtype or shape.
         """
-        if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
+        if self._lazy_reset_env is None:
             return None
-        maps: list[Any] = []
-        env: Any = self.env
-        while getattr(type(env), "maps_actions_only", False):
-            maps.append(env.env_action)
-            env = env.env
-        if type(env).step is not Environment.step:
+        if torch.compiler.is_compiling() or torch._C._len_torch_dispatch_stack():
             return None
         leaves = tree.leaves([key, state, action, params])
         for t in leaves:
@@ -248,8 +247,9 @@ class VecEnv(Environment):
             ):
                 return None
         sig = tuple(getattr(t, "dtype", type(t)) for t in leaves)
-        if not self.__dict__.setdefault("_lazy_reset_exact", {}).get(sig, True):
+        if not self._lazy_reset_exact.get(sig, True):
             return None
+        maps, env = self._lazy_reset_env
         return maps, env, sig
 
     def _step_reset_where_done(

@@ -7,7 +7,7 @@ import torch
 import funrl
 from funrl import tree
 from funrl.algos import td3, units
-from funrl.testing import assert_trees_close
+from funrl.testing import assert_trees_close, check_transforms
 
 GRID = torch.tensor([[-1.0], [-0.5], [0.0], [0.5], [1.0]])
 # Learning from the first update: batch_size <= num_envs * train_freq.
@@ -165,6 +165,13 @@ def test_ou_noise_is_sb3s_recurrence():
         want = x.numpy() + theta * (0.0 - x.numpy()) * dt + sigma * np.sqrt(dt) * z
         got = td3.ou_noise(x, key, sigma, theta, dt)
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12)
+
+
+def test_ou_noise_eager_vmap_compile():
+    """The shared battery: the same noise eagerly, under vmap and compiled."""
+    noise = torch.linspace(-1.0, 1.0, 6).reshape(3, 2)
+    keys = funrl.random.split(funrl.random.key(5), 3)
+    check_transforms(lambda x, k: td3.ou_noise(x, k, 0.5), noise, keys, members=1)
 
 
 OU = td3.Config(
