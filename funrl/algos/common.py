@@ -198,8 +198,8 @@ def restart_episodes(stack: EnvStack, state: Any) -> Any:
     """``state`` (any algorithm's TrainState) with its collector on new episodes where
     the env is a host env (:meth:`EnvStack.restart`; keys from the collector's key), else
     ``state`` itself: what resuming a checkpoint does, since a host env's simulator is not
-    in the checkpoint.  A state with per-episode parts of its own (TD3's OU noise) defines
-    ``episodes_restarted() -> state``, called here too."""
+    in the checkpoint.  A state with per-episode parts of its own (TD3's OU noise, DQN's
+    n-step window) defines ``episodes_restarted() -> state``, called here too."""
     if not stack.host:
         return state
     carry = state.collector

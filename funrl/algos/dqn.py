@@ -147,6 +147,17 @@ class TrainState(offpolicy.TrainState):
 
     nstep: buffers.NStepState
 
+    def episodes_restarted(self) -> TrainState:
+        """This state with the window's newest step marked as an episode end (truncated):
+        what resuming a host env's run does, whose episodes start afresh
+        (:func:`funrl.algos.common.restart_episodes`).  The steps still in the window then
+        become n-step transitions that stop, and bootstrap, where the old episode was cut,
+        instead of running on into the new episode's first steps."""
+        trunc = self.nstep.window["truncated"]
+        cut = torch.cat([trunc[:-1], torch.ones_like(trunc[-1:])])
+        window = {**self.nstep.window, "truncated": cut}
+        return self.replace(nstep=self.nstep.replace(window=window))
+
 
 class Networks(NamedTuple):
     """DQN's network: ``q.apply(params, obs [..., obs_dim]) -> [..., num_actions]``."""

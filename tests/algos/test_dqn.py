@@ -182,3 +182,35 @@ def test_bad_config_and_hparams():
         dqn.HParams.create(gamma=1.5).check()
     with pytest.raises(ValueError, match="unknown"):
         dqn.HParams.create(learning_rate=1e-3)
+
+
+def test_resuming_a_host_env_run_cuts_the_n_step_window():
+    """A host env's episodes start afresh on resume (its simulator is not checkpointed):
+    the steps still in the n-step window end where the old episode was cut, and no n-step
+    transition runs on into the new episode."""
+    pytest.importorskip("gymnasium")
+    from funrl.algos.common import restart_episodes
+
+    cfg = dqn.Config(env="gym:CartPole-v1", num_envs=2, train_freq=4, n_step=3,
+                     learning_starts=1000, buffer_size=64, batch_size=8, hidden=(16,))  # fmt: skip
+    algo, hp = dqn.make(cfg), dqn.HParams.create(gamma=0.9)
+    state, _ = algo.update(algo.init(funrl.random.key(0), hp), hp)
+    old = state.nstep.window
+    assert not old["terminated"].any() and not old["truncated"].any()
+    restarted = restart_episodes(algo.env_stack, state)
+    cut = restarted.nstep.window
+    assert bool(cut["truncated"][-1].all()) and not cut["truncated"][:-1].any()
+    assert all(torch.equal(cut[k], old[k]) for k in old if k != "truncated")
+    size = int(restarted.buffer.size)
+    after, _ = algo.update(restarted, hp)
+    rows = {k: v[size : size + 4] for k, v in after.buffer.data.items()}
+    # push 1 emits the older pending step (two steps, cut at the newest), push 2 the newest
+    for i, (pending, steps) in enumerate([(1, 2), (2, 1)]):
+        got = {k: v[2 * i : 2 * i + 2] for k, v in rows.items()}
+        torch.testing.assert_close(got["obs"], old["obs"][pending])
+        torch.testing.assert_close(got["next_obs"], old["next_obs"][2])
+        torch.testing.assert_close(got["discount"], torch.full((2,), 0.9**steps))
+        want = sum(0.9**k * old["reward"][pending + k] for k in range(steps))
+        torch.testing.assert_close(got["reward"], want.float())
+    # the new episode's obs differ from where the old one was cut
+    assert not torch.equal(restarted.collector.obs, old["next_obs"][2])
