@@ -43,6 +43,7 @@ __all__ = [
     "Deterministic",
     "DiagNormal",
     "Normal",
+    "TanhGSDE",
     "TanhNormal",
     "kl_divergence",
 ]
@@ -271,6 +272,102 @@ class TanhNormal:
             raise ValueError(f"TanhNormal.entropy_estimate: n must be a positive int, got {n!r}")
         _, logp = self.sample_and_log_prob(key, (n,))
         return -logp.mean(0)
+
+    def mode(self) -> torch.Tensor:
+        return torch.tanh(self.loc)
+
+
+#: Added to gSDE's variance before the square root (SB3's ``epsilon``): a row whose features
+#: are all zero still has a positive scale.
+GSDE_EPS = 1e-6
+
+
+@tree.struct
+class TanhGSDE:
+    """Generalised state-dependent exploration (gSDE; Raffin et al., 2022), tanh-squashed.
+
+    ``a = tanh(u)``, ``u = loc + features @ W`` with an exploration matrix
+    ``W ~ N(0, std^2)`` (elementwise, ``[F, D]``): the noise is a deterministic function of
+    the state while ``W`` is held, so an episode explores smoothly instead of jittering
+    step by step.  Given the features, each ``u_d`` is ``N(loc_d, scale_d)`` with
+    ``scale = sqrt(features^2 @ std^2 + GSDE_EPS)``: ``log_prob`` is that diagonal normal's
+    density with the tanh correction (as :class:`TanhNormal`), as in SB3's
+    ``StateDependentNoiseDistribution(squash_output=True)``.
+
+    Fields: ``loc [..., D]`` (the mean action before tanh), ``features [..., F]`` (the
+    policy's last hidden layer), ``std [F, D]`` (``exp(log_std)``, a parameter).
+
+    * ``sample(key)`` / ``sample_and_log_prob(key)``: one matrix ``W`` drawn from ``key``
+      for every row (what SAC's losses use; gradients reach ``loc``, ``features`` and
+      ``std``).
+    * ``sample_and_log_prob_with(eps)`` / ``sample_with(eps)``: ``W = std * eps`` from
+      standard normals ``eps``: ``[F, D]`` (one matrix) or ``[..., F, D]`` (one per row,
+      e.g. per env, carried between steps and redrawn every ``sde_sample_freq`` steps).
+    * ``log_prob(a)``: as :meth:`TanhNormal.log_prob` with ``scale``; ``mode() = tanh(loc)``.
+    * ``entropy()`` has no closed form and raises.
+
+    Example::
+
+        >>> import torch, funrl.random as R
+        >>> d = TanhGSDE(torch.zeros(5, 1), torch.ones(5, 3), torch.full((3, 1), 0.1))
+        >>> a, logp = d.sample_and_log_prob(R.key(0))
+        >>> a.shape, logp.shape, bool((a == a[0]).all())  # equal features, one matrix
+        (torch.Size([5, 1]), torch.Size([5]), True)
+    """
+
+    loc: torch.Tensor
+    features: torch.Tensor
+    std: torch.Tensor
+
+    def __post_init__(self) -> None:
+        loc = _float_tensor(self.loc, "TanhGSDE: loc")
+        feats = _float_tensor(self.features, "TanhGSDE: features")
+        std = _float_tensor(self.std, "TanhGSDE: std")
+        if loc.ndim < 1 or feats.ndim < 1 or std.ndim != 2:
+            raise ValueError(
+                "TanhGSDE: need loc [..., D], features [..., F] and std [F, D], got shapes "
+                f"{tuple(loc.shape)}, {tuple(feats.shape)}, {tuple(std.shape)}"
+            )
+        if std.shape != (feats.shape[-1], loc.shape[-1]) or loc.shape[:-1] != feats.shape[:-1]:
+            raise ValueError(
+                "TanhGSDE: need loc [..., D], features [..., F] and std [F, D] with the same "
+                f"leading dims, got {tuple(loc.shape)}, {tuple(feats.shape)}, {tuple(std.shape)}"
+            )
+        if _eager_values(std) and not bool((std > 0).all()):
+            raise ValueError(f"TanhGSDE: std must be positive, got min {std.min().item():.3g}")
+
+    def scale(self) -> torch.Tensor:
+        """``sqrt(features^2 @ std^2 + GSDE_EPS)``, ``[..., D]``: each ``u_d``'s std."""
+        return torch.sqrt((self.features * self.features) @ (self.std * self.std) + GSDE_EPS)
+
+    def noise(self, eps: torch.Tensor) -> torch.Tensor:
+        """``features @ (std * eps)``, ``[..., D]``; ``eps`` ``[F, D]`` or ``[..., F, D]``."""
+        return (self.features.unsqueeze(-2) @ (self.std * eps)).squeeze(-2)
+
+    def sample_and_log_prob_with(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = self.loc + self.noise(eps)
+        logp = _normal_log_prob(self.loc, self.scale(), u) - _tanh_log_det(u)
+        return torch.tanh(u), logp.sum(-1)
+
+    def sample_with(self, eps: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.loc + self.noise(eps))
+
+    def _eps(self, key: torch.Tensor) -> torch.Tensor:
+        return R.normal(key, tuple(self.std.shape), dtype=self.std.dtype).to(self.std.device)
+
+    def sample(self, key: torch.Tensor) -> torch.Tensor:
+        return self.sample_with(self._eps(key))
+
+    def sample_and_log_prob(self, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.sample_and_log_prob_with(self._eps(key))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return TanhNormal(self.loc, self.scale()).log_prob(x)
+
+    def entropy(self) -> torch.Tensor:
+        raise NotImplementedError(
+            "TanhGSDE.entropy has no closed form; use -log_prob of a sample, as SAC does"
+        )
 
     def mode(self) -> torch.Tensor:
         return torch.tanh(self.loc)

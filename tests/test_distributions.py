@@ -19,6 +19,7 @@ from funrl.distributions import (
     Deterministic,
     DiagNormal,
     Normal,
+    TanhGSDE,
     TanhNormal,
     kl_divergence,
 )
@@ -233,6 +234,98 @@ def test_tanh_normal_saturation_entropy_and_reparameterisation():
     x = TanhNormal(torch.zeros(2), torch.ones(2)).sample(K, (20000,))
     assert x.abs().max() < 1 and (x.mean(0).abs() < 0.02).all()
     assert ((torch.atanh(x).std(0) - 1).abs() < 0.03).all()
+
+
+# --------------------------------------------------------------------------- TanhGSDE
+
+
+def _gsde(batch=6, feats=4, act=2, seed=10):
+    loc = 0.3 * _normal64(R.key(seed), (batch, act))
+    features = torch.relu(_normal64(R.key(seed + 1), (batch, feats)))
+    std = torch.exp(-1.0 + 0.3 * _normal64(R.key(seed + 2), (feats, act)))
+    return TanhGSDE(loc, features, std)
+
+
+def test_gsde_scale_and_log_prob_against_naive_sums():
+    d = _gsde()
+    f, s = d.features.numpy(), d.std.numpy()
+    naive = torch.tensor(
+        [[math.sqrt(sum(f[b, i] ** 2 * s[i, j] ** 2 for i in range(4)) + 1e-6)
+          for j in range(2)] for b in range(6)], dtype=D64,
+    )  # fmt: skip
+    torch.testing.assert_close(d.scale(), naive, rtol=1e-12, atol=0)
+    ref = _tanh_ref(d.loc, naive)
+    a, lp = d.sample_and_log_prob(R.key(3))
+    torch.testing.assert_close(lp, ref.log_prob(a))
+    torch.testing.assert_close(d.log_prob(a), lp)
+    torch.testing.assert_close(d.mode(), torch.tanh(d.loc))
+    with pytest.raises(NotImplementedError, match="no closed form"):
+        d.entropy()
+
+
+def test_gsde_one_matrix_is_a_linear_function_of_the_features():
+    """The noise is features @ (std * eps): one matrix for every row, or one per row."""
+    d, eps = _gsde(), _normal64(R.key(5), (4, 2))
+    u = torch.atanh(d.sample_with(eps))
+    torch.testing.assert_close(u, d.loc + d.features @ (d.std * eps))
+    twice = TanhGSDE(d.loc, 2 * d.features, d.std)
+    torch.testing.assert_close(torch.atanh(twice.sample_with(eps)) - d.loc, 2 * (u - d.loc))
+    torch.testing.assert_close(d.sample(R.key(5)), d.sample_with(eps))
+    rows = _normal64(R.key(6), (6, 4, 2))
+    per_row = torch.stack([d.features[b] @ (d.std * rows[b]) for b in range(6)])
+    torch.testing.assert_close(d.noise(rows), per_row)
+    a, lp = d.sample_and_log_prob_with(rows)
+    torch.testing.assert_close(lp, d.log_prob(a))
+
+
+def test_gsde_noise_statistics_match_the_scale():
+    """Over many matrices, each row's pre-tanh noise is N(0, scale^2)."""
+    d = _gsde(batch=3)
+    eps = _normal64(R.key(7), (20000, 4, 2))
+    noise = (d.features[None, :, None, :] @ (d.std * eps)[:, None]).squeeze(-2)  # [N, 3, 2]
+    assert (noise.mean(0).abs() < 0.03 * d.scale()).all()
+    ratio = noise.std(0) / d.scale()
+    assert ((ratio - 1).abs() < 0.03).all(), ratio
+
+
+def test_gsde_reparameterised_gradients():
+    d, eps = _gsde(), _normal64(R.key(8), (4, 2))
+
+    def f(loc, features, std):
+        return TanhGSDE(loc, features, std).sample_and_log_prob_with(eps)[0].sum()
+
+    g_loc, g_feat, g_std = grad(f, argnums=(0, 1, 2))(d.loc, d.features, d.std)
+    a = d.sample_with(eps)
+    torch.testing.assert_close(g_loc, 1 - a**2)
+    torch.testing.assert_close(g_std, d.features.T @ (1 - a**2) * eps)
+    assert g_feat.abs().sum() > 0
+
+
+def test_gsde_errors():
+    with pytest.raises(ValueError, match=r"std \[F, D\]"):
+        TanhGSDE(torch.zeros(2, 1), torch.ones(2, 3), torch.ones(3, 2))
+    with pytest.raises(ValueError, match="same leading dims"):
+        TanhGSDE(torch.zeros(2, 1), torch.ones(4, 3), torch.ones(3, 1))
+    with pytest.raises(ValueError, match="std must be positive"):
+        TanhGSDE(torch.zeros(2, 1), torch.ones(2, 3), torch.zeros(3, 1))
+    with pytest.raises(TypeError, match="features must be a floating-point"):
+        TanhGSDE(torch.zeros(2, 1), torch.ones(2, 3, dtype=torch.int64), torch.ones(3, 1))
+
+
+def test_gsde_eager_vmap_compile():
+    """The shared battery: per member its own loc, features, std and key."""
+    loc = 0.3 * R.normal(R.key(1), (3, 5, 2))
+    features = torch.relu(R.normal(R.key(2), (3, 5, 4)))
+    log_std = -1.0 + 0.3 * R.normal(R.key(3), (3, 4, 2))
+    keys = R.split(R.key(4), 3)
+
+    def fn(key, loc, features, log_std):
+        d = TanhGSDE(loc, features, log_std.exp())
+        a, logp = d.sample_and_log_prob(key)
+        return a, logp, d.log_prob(a), d.mode(), d.scale()
+
+    check_transforms(fn, keys, loc, features, log_std, members=1, compile_rtol=1e-4,
+                     compile_atol=1e-5)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- Deterministic, kl

@@ -245,6 +245,32 @@ def test_tanh_gaussian_log_std_in_bounds_and_deterministic_in_unit_box():
         nn.tanh_gaussian_policy(3, 2, log_std_min=1.0, log_std_max=0.0)
 
 
+def test_gsde_policy_against_a_hand_written_forward():
+    model = nn.gsde_policy(3, 2, (8, 6), log_std_init=-2.5, clip_mean=0.5)
+    p = model.init(K)
+    assert sorted(p) == ["log_std", "mean.0.bias", "mean.0.weight", "torso.0.bias",
+                         "torso.0.weight", "torso.2.bias", "torso.2.weight"]  # fmt: skip
+    assert torch.equal(p["log_std"], torch.full((6, 2), -2.5))
+    bound = 1 / math.sqrt(3)  # torch's default init, fan-in 3
+    assert p["torso.0.weight"].abs().max() <= bound
+    obs = 3.0 * R.normal(R.key(1), (7, 3))
+    h = torch.relu(obs @ p["torso.0.weight"].T + p["torso.0.bias"])
+    h = torch.relu(h @ p["torso.2.weight"].T + p["torso.2.bias"])
+    mean = torch.clamp(h @ p["mean.0.weight"].T + p["mean.0.bias"], -0.5, 0.5)
+    got_mean, log_std, features = model.apply(p, obs)
+    torch.testing.assert_close(features, h)
+    torch.testing.assert_close(got_mean, mean)
+    assert log_std is p["log_std"]
+    big = tree.map(lambda x: 100.0 * x, p)
+    assert float(model.apply(big, obs)[0].abs().max()) == 0.5  # clipped
+    unclipped = nn.gsde_policy(3, 2, (8, 6), clip_mean=0.0)
+    assert float(unclipped.apply(big, obs)[0].abs().max()) > 0.5
+    with pytest.raises(ValueError, match="clip_mean must be >= 0"):
+        nn.gsde_policy(3, 2, clip_mean=-1.0)
+    with pytest.raises(ValueError, match="obs must have shape"):
+        model.apply(p, torch.zeros(7, 4))
+
+
 def test_dueling_identity_and_value_squeeze():
     model = nn.q_net(3, 4, (8, 6), dueling=True)
     p = model.init(K)
@@ -320,6 +346,7 @@ def test_heads_population_transforms():
         nn.categorical_policy(3, 4, (8,)),
         nn.gaussian_policy(3, 2, (8,)),
         nn.tanh_gaussian_policy(3, 2, (8,)),
+        nn.gsde_policy(3, 2, (8,)),
         nn.deterministic_policy(3, 2, (8,)),
         nn.value_net(3, (8,)),
         nn.q_net(3, 4, (8, 8), dueling=True),

@@ -16,6 +16,11 @@ arithmetic is the same every update, so members of a vmapped population stay in 
 
 Continuous actions: a tanh-squashed Gaussian in ``[-1, 1]`` (the env stack rescales to the
 env's bounds), twin critics ``Q(s, a)``, target entropy ``-target_entropy_scale * act_dim``.
+``Config(use_sde=True)`` explores with gSDE instead (Raffin et al., 2022; SB3's
+``use_sde``): the noise is ``features(s) @ W`` with one exploration matrix ``W`` per env,
+redrawn every ``sde_sample_freq`` collector steps (:class:`SDETrainState`,
+:class:`funrl.distributions.TanhGSDE`), the exploration that solves sparse-reward tasks such
+as MountainCarContinuous.
 Discrete actions: a categorical policy, twin critics ``Q(s, .)``, exact expectations over
 actions, target entropy ``target_entropy_scale * log(A)``.
 
@@ -63,14 +68,25 @@ __all__ = [
     "DiscreteHParams",
     "HParams",
     "Networks",
+    "SDETrainState",
     "TrainState",
     "actor_loss",
     "critic_loss",
     "default_networks",
     "make",
+    "policy_dist",
 ]
 
 TrainState = offpolicy.TrainState  # params: actor, critic (ensemble), log_alpha; targets: critic
+
+
+@tree.struct
+class SDETrainState(offpolicy.TrainState):
+    """:class:`funrl.algos.offpolicy.TrainState` plus ``sde_noise``, every env's gSDE
+    exploration matrix as standard normals ``[num_envs, F, act_dim]`` (``Config.use_sde``;
+    the matrix is ``exp(log_std) * sde_noise``)."""
+
+    sde_noise: torch.Tensor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,11 +98,35 @@ class Config(offpolicy.Config):
       discrete: discrete SAC (needs a ``Discrete`` action space); else continuous (``Box``).
       hidden, activation: the default actor and twin critics.
       autotune: learn the temperature; else it stays ``HParams.alpha``.
+      use_sde: explore with gSDE (continuous only): the default actor becomes
+        :func:`funrl.nn.gsde_policy` and the state an :class:`SDETrainState`.
+      sde_sample_freq: with ``use_sde``, redraw each env's exploration matrix every this
+        many collector steps; ``-1`` (SB3's default) every update (``train_freq`` steps).
+      log_std_init: with ``use_sde``, the default actor's initial ``log_std`` (SB3: -3).
     """
 
     env: str = "Pendulum-v1"
     discrete: bool = False
     autotune: bool = True
+    use_sde: bool = False
+    sde_sample_freq: int = -1
+    log_std_init: float = -3.0
+
+    def validate(self) -> None:
+        super().validate()
+        name = type(self).__name__
+        f = self.sde_sample_freq
+        if isinstance(f, bool) or not isinstance(f, int) or not (f == -1 or f >= 1):
+            raise ValueError(f"{name}.sde_sample_freq must be -1 or a positive int, got {f!r}")
+        if self.use_sde and self.discrete:
+            raise ValueError(f"{name}.use_sde is for continuous actions; set discrete=False")
+        if not math.isfinite(self.log_std_init):
+            raise ValueError(f"{name}.log_std_init must be finite, got {self.log_std_init!r}")
+
+    @property
+    def sde_period(self) -> int:
+        """Collector steps between two draws of the gSDE matrices."""
+        return self.train_freq if self.sde_sample_freq == -1 else self.sde_sample_freq
 
 
 @tree.struct
@@ -133,7 +173,8 @@ class Networks(NamedTuple):
 
     Attributes:
       actor: continuous ``apply(params, obs) -> (mean, log_std)`` (a tanh-squashed
-        Gaussian), discrete ``apply(params, obs) -> logits``.
+        Gaussian; with ``Config.use_sde`` ``(mean, log_std [F, act_dim], features [..., F])``,
+        see :func:`funrl.nn.gsde_policy`), discrete ``apply(params, obs) -> logits``.
       critic: an ensemble (leading dim ``E``, e.g. ``funrl.nn.ensemble(q, 2)``): continuous
         ``apply(params, obs, action) -> [E, ...]``, discrete ``apply(params, obs) ->
         [E, ..., num_actions]``.
@@ -151,7 +192,10 @@ def default_networks(config: Config, obs_dim: int, action_space: Any) -> Network
         critic = fnn.ensemble(fnn.q_net(obs_dim, action_space.n, h, activation=act), 2)
     else:
         act_dim = action_space.shape[0]
-        actor = fnn.tanh_gaussian_policy(obs_dim, act_dim, h, activation=act)
+        if config.use_sde:
+            actor = fnn.gsde_policy(obs_dim, act_dim, h, config.log_std_init, activation=act)
+        else:
+            actor = fnn.tanh_gaussian_policy(obs_dim, act_dim, h, activation=act)
         critic = fnn.ensemble(fnn.continuous_q_net(obs_dim, act_dim, h, act), 2)
     return Networks(actor, critic)
 
@@ -159,6 +203,17 @@ def default_networks(config: Config, obs_dim: int, action_space: Any) -> Network
 def _tanh_normal(out: tuple[torch.Tensor, torch.Tensor]) -> D.TanhNormal:
     mean, log_std = out
     return D.TanhNormal(mean, torch.exp(log_std))
+
+
+def policy_dist(config: Config, out: Any) -> D.TanhNormal | D.TanhGSDE:
+    """The continuous policy's distribution from the actor's output: a
+    :class:`~funrl.distributions.TanhNormal`, or with ``config.use_sde`` a
+    :class:`~funrl.distributions.TanhGSDE` (``sample_and_log_prob(key)`` draws one
+    exploration matrix for the whole batch, as SB3 does per gradient step)."""
+    if config.use_sde:
+        mean, log_std, features = out
+        return D.TanhGSDE(mean, features, torch.exp(log_std))
+    return _tanh_normal(out)
 
 
 def critic_loss(
@@ -189,7 +244,7 @@ def critic_loss(
             nets.critic.apply(critic_params, batch["obs"]), batch["action"], batch["reward"],
             batch["terminated"], hp.gamma, q_next, logp_next.exp(), logp_next, alpha,
         )  # fmt: skip
-    a_next, logp = _tanh_normal(pi_next).sample_and_log_prob(key)
+    a_next, logp = policy_dist(config, pi_next).sample_and_log_prob(key)
     q_next = nets.critic.apply(target, batch["next_obs"], a_next).min(0).values.detach()
     return losses.sac_critic_loss(
         nets.critic.apply(critic_params, batch["obs"], batch["action"]), batch["reward"],
@@ -218,7 +273,7 @@ def actor_loss(
         logp = torch.log_softmax(nets.actor.apply(actor_params, obs), -1)
         loss, m = losses.sac_discrete_actor_loss(logp.exp(), logp, q, alpha)
         return loss, (m, logp.detach())
-    a, logp = _tanh_normal(nets.actor.apply(actor_params, obs)).sample_and_log_prob(key)
+    a, logp = policy_dist(config, nets.actor.apply(actor_params, obs)).sample_and_log_prob(key)
     q = nets.critic.apply(critic_params, obs, a).min(0).values
     loss, m = losses.sac_actor_loss(logp, q, alpha)
     return loss, (m, logp.detach())
@@ -302,23 +357,42 @@ def make(
         base_entropy = math.log(num_actions)
     else:
         base_entropy = -float(space.shape[0])
+    sde = config.use_sde
+    if sde:
+        sde_shape = (config.num_envs, *_sde_matrix_shape(where, nets, stack))
 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         k_pi, k_rand = R.split(key)
         out = nets.actor.apply(pp["actor"], obs)
+        extras = {}
         if config.discrete:
             a_pi = D.Categorical(out).sample(k_pi)
             a_rand = R.randint(k_rand, 0, num_actions, a_pi.shape)
+        elif sde:  # each env's matrix, redrawn every sde_period steps (also while random)
+            fresh = R.normal(k_pi, pp["sde"].shape, dtype=pp["sde"].dtype).to(obs.device)
+            eps = torch.where(pp["redraw"], fresh, pp["sde"])
+            mean, log_std, features = out
+            a_pi = D.TanhGSDE(mean, features, torch.exp(log_std)).sample_with(eps)
+            a_rand = R.uniform(k_rand, a_pi.shape, low=-1.0, high=1.0)
+            extras["sde"] = eps
         else:
             a_pi = _tanh_normal(out).sample(k_pi)
             a_rand = R.uniform(k_rand, a_pi.shape, low=-1.0, high=1.0)
-        return torch.where(pp["random"], a_rand, a_pi), {}
+        return torch.where(pp["random"], a_rand, a_pi), extras
 
     def policy_params(state: Any, hp: Any) -> dict[str, Any]:
-        return {
+        pp = {
             "actor": state.params["actor"],
             "random": state.global_step < config.learning_starts,
         }
+        if sde:
+            pp["sde"] = state.sde_noise
+            pp["redraw"] = (state.global_step // config.num_envs) % config.sde_period == 0
+        return pp
+
+    def sde_rows(state: Any, tr: Any, hp: Any) -> tuple[Any, Any, None]:
+        """Plain rows; the matrices drawn (or kept) this step carried to the next."""
+        return offpolicy.plain_rows(state.replace(sde_noise=tr.extras["sde"]), tr, hp)
 
     def init(key: torch.Tensor, hp: Any) -> Any:
         common.check_hparams_if_concrete(hp)
@@ -333,8 +407,9 @@ def make(
             n: common.set_optimizer_hparams(opts[n].init(params[p]), tables[n], hp)
             for n, p in (("actor", "actor"), ("critic", "critic"), ("alpha", "log_alpha"))
         }
+        extra = {"sde_noise": torch.zeros(sde_shape)} if sde else {}
         return offpolicy.new_state(
-            TrainState,
+            SDETrainState if sde else TrainState,
             stack,
             params=params,
             target_params={"critic": tree.map(torch.clone, critic)},
@@ -342,6 +417,7 @@ def make(
             buffer=offpolicy.init_buffer(offpolicy.plain_example(stack), config),
             k_env=k_env,
             key=k_state,
+            **extra,
         )
 
     step = common.network_step(opts, tables)
@@ -391,6 +467,7 @@ def make(
         policy_params=policy_params,
         learn_step=learn_step,
         num_keys=2,
+        to_rows=sde_rows if sde else offpolicy.plain_rows,
     )
 
     def act_params(state: Any) -> dict[str, Any]:
@@ -398,7 +475,7 @@ def make(
 
     def dist(params: dict[str, Any], obs: torch.Tensor) -> Any:
         out = nets.actor.apply(params["actor"], obs)
-        return D.Categorical(out) if config.discrete else _tanh_normal(out)
+        return D.Categorical(out) if config.discrete else policy_dist(config, out)
 
     act = common.acting(lambda p, o: dist(p, o).mode(), lambda p, o, k: dist(p, o).sample(k))
 
@@ -416,6 +493,27 @@ def _check_action_space(where: str, space: Any, discrete: bool) -> None:
             f"{where}: SAC (continuous) needs a 1-d Box action space, got {space}; "
             "use sac.Config(discrete=True) for discrete SAC"
         )
+
+
+def _sde_matrix_shape(where: str, nets: Networks, stack: Any, out: Any = None) -> tuple[int, int]:
+    """``(F, act_dim)``: the gSDE actor's ``log_std`` shape, checked against its features."""
+    if out is None:
+        params = common.example_params(where, nets)["actor"]
+        out = nets.actor.apply(params, offpolicy.plain_example(stack)["obs"][None])
+    mean, log_std, features = out
+    act_dim = int(mean.shape[-1])
+    if not (
+        isinstance(log_std, torch.Tensor)
+        and isinstance(features, torch.Tensor)
+        and log_std.shape == (features.shape[-1], act_dim)
+        and features.shape[:-1] == mean.shape[:-1]
+    ):
+        raise ValueError(
+            f"{where}: with use_sde, networks.actor must return (mean [..., {act_dim}], "
+            f"log_std [F, {act_dim}], features [..., F]), got shapes "
+            f"{[tuple(getattr(x, 'shape', ())) for x in out]}"
+        )
+    return int(log_std.shape[0]), act_dim
 
 
 def _check_parts(
@@ -453,13 +551,15 @@ def _check_parts(
         out = common.check_part(
             where, "networks.actor.apply", nets.actor.apply, params["actor"], b["obs"]
         )
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise ValueError(
-                f"{where}: networks.actor must return (mean, log_std), got {type(out).__name__}"
-            )
+        want = "(mean, log_std, features)" if config.use_sde else "(mean, log_std)"
+        if not (isinstance(out, tuple) and len(out) == (3 if config.use_sde else 2)):
+            got = f"a {len(out)}-tuple" if isinstance(out, tuple) else type(out).__name__
+            raise ValueError(f"{where}: networks.actor must return {want}, got {got}")
         common.expect_shape(
             where, "networks.actor's mean for 2 observations", out[0], (2, *space.shape)
         )
+        if config.use_sde:
+            _sde_matrix_shape(where, nets, stack, out)
         q = common.check_part(
             where,
             "networks.critic.apply",

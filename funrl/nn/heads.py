@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn as tnn
 
+from funrl import random as R
 from funrl.nn.core import Initializer, Model, Params, _check_dims, from_module
 
 _ACTIVATIONS: dict[str, Callable[[], tnn.Module]] = dict(
@@ -217,6 +218,61 @@ def tanh_gaussian_policy(
         return mean, lo + span * 0.5 * (torch.tanh(s) + 1.0)
 
     return _head(net, obs_dim, post)
+
+
+def gsde_policy(
+    obs_dim: int,
+    act_dim: int,
+    hidden: Sequence[int] = (256, 256),
+    log_std_init: float = -3.0,
+    clip_mean: float = 2.0,
+    activation: str | Callable[[], tnn.Module] = "relu",
+    init: str | Initializer = "default",
+) -> Model:
+    """SAC policy for generalised state-dependent exploration (gSDE, SB3's ``use_sde``).
+
+    ``apply(params, obs [..., obs_dim]) -> (mean [..., act_dim], log_std [F, act_dim],
+    features [..., F])``: ``features`` is the last hidden layer (after its activation,
+    ``F = hidden[-1]``), ``mean`` a linear head on it clipped to ``[-clip_mean, clip_mean]``
+    (SB3's ``clip_mean``; ``0`` leaves it unclipped), ``log_std`` a parameter matrix
+    initialised to ``log_std_init`` (SB3's default for SAC: -3).  Pair with
+    ``funrl.distributions.TanhGSDE(mean, features, exp(log_std))``.  Params:
+    ``torso.*`` (an :func:`mlp` to ``F`` units), ``mean.*`` and ``log_std``.
+    """
+    hidden = tuple(hidden)
+    if not hidden:
+        raise ValueError(
+            "gsde_policy needs at least one hidden layer (its features), got hidden=()"
+        )
+    if not clip_mean >= 0:
+        raise ValueError(f"gsde_policy: clip_mean must be >= 0, got {clip_mean}")
+    make_act = _activation(activation)
+    if make_act().state_dict():
+        raise ValueError("gsde_policy: the activation must hold no parameters")
+    torso = mlp(obs_dim, hidden[:-1], hidden[-1], activation, init, output_gain=math.sqrt(2.0))
+    head = mlp(hidden[-1], (), act_dim, activation, init, output_gain=1.0)
+    act, clip, log_std0 = make_act(), float(clip_mean), float(log_std_init)
+
+    def init_fn(key: torch.Tensor) -> Params:
+        k_torso, k_head = R.split(key)
+        params = {f"torso.{k}": v for k, v in torso.init(k_torso).items()}
+        params.update({f"mean.{k}": v for k, v in head.init(k_head).items()})
+        params["log_std"] = torch.full((hidden[-1], act_dim), log_std0, device=key.device)
+        return params
+
+    def sub(params: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+        n = len(prefix)
+        return {k[n:]: v for k, v in params.items() if k.startswith(prefix)}
+
+    def apply(params: Params, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        _check_obs(obs, obs_dim)
+        features = act(torso.apply(sub(params, "torso."), obs))
+        mean = head.apply(sub(params, "mean."), features)
+        if clip > 0:
+            mean = torch.clamp(mean, -clip, clip)
+        return mean, params["log_std"], features
+
+    return Model(init_fn, apply)
 
 
 def deterministic_policy(

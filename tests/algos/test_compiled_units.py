@@ -26,6 +26,7 @@ CASES = {
     "td3-masked": (td3, td3.Config(**_OFF)),
     "td3-static": (td3, td3.Config(**_OFF, gradient_steps=2)),
     "td3-ou": (td3, td3.Config(**_OFF, action_noise="ou")),
+    "sac-sde": (sac, sac.Config(**_OFF, use_sde=True, sde_sample_freq=2)),
     "ddpg": (ddpg, ddpg.Config(**_OFF)),
 }  # fmt: skip
 
@@ -59,7 +60,7 @@ def test_second_update_never_recompiles(name, no_inductor):
     assert all(x.is_contiguous() for x in tree.leaves(state) if isinstance(x, torch.Tensor))
 
 
-@pytest.mark.parametrize("name", ["ppo", "dqn-fused-per", "sac", "td3-masked", "td3-ou"])
+@pytest.mark.parametrize("name", ["ppo", "dqn-fused-per", "sac", "sac-sde", "td3-masked", "td3-ou"])
 def test_compiled_population_never_recompiles(name, no_inductor):
     mod, config = CASES[name]
     algo = mod.make(config).with_units(units.population(compile=True))

@@ -69,6 +69,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, float], int]] = {
     "sac": ("sac", dict(**_OFF), {}, 8),
     "sac-fixed-alpha": ("sac", dict(**_OFF, autotune=False, gradient_steps=2), {"alpha": 0.2}, 8),
     "sac-discrete": ("sac", dict(**_OFF, env="CartPole-v1", discrete=True), {}, 8),
+    "sac-sde": ("sac", dict(**_OFF, use_sde=True, sde_sample_freq=2), {}, 8),
     "td3": ("td3", dict(**_OFF), {}, 8),
     "td3-static-delay": ("td3", dict(**_OFF, gradient_steps=2), {}, 8),
     "ddpg": ("ddpg", dict(**_OFF), {}, 8),

@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -235,3 +236,111 @@ def test_action_space_mismatch_rejected():
         sac.make(sac.Config(env="funrl/ActionReward-v0"))
     with pytest.raises(ValueError, match=r"SAC \(discrete\) needs a Discrete"):
         sac.make(sac.Config(env="Pendulum-v1", discrete=True))
+
+
+# ----------------------------------------------------------------------------- gSDE
+
+SDE = sac.Config(
+    env="Pendulum-v1",
+    num_envs=2,
+    train_freq=12,
+    sde_sample_freq=4,
+    gradient_steps=0,  # the actor never changes: the buffer's actions replay the policy
+    learning_starts=0,
+    buffer_size=64,
+    batch_size=8,
+    hidden=(16,),
+    use_sde=True,
+)
+
+
+def test_sde_exploration_holds_each_envs_matrix_for_sde_sample_freq_steps():
+    algo, hp = sac.make(SDE), sac.HParams.create()
+    state = algo.init(funrl.random.key(0), hp)
+    assert isinstance(state, sac.SDETrainState) and state.sde_noise.shape == (2, 16, 1)
+    assert sorted(state.params["actor"]) == [
+        "log_std", "mean.0.bias", "mean.0.weight", "torso.0.bias", "torso.0.weight"
+    ]  # fmt: skip
+    carry_key, actor = state.collector.key, state.params["actor"]
+    for _ in range(2):  # the second update goes on from the first one's matrices
+        state, _ = algo.update(state, hp)
+    rows = state.buffer.data  # rows t * num_envs + env, in step order
+    mean, log_std, features = algo.networks.actor.apply(actor, rows["obs"][:48])
+    # the naive loop: the collector's key chain, each env's matrix redrawn every 4 steps
+    eps, want, drawn = None, [], []
+    for t in range(24):
+        k_policy, _, carry_key = funrl.random.split(carry_key, 3)
+        k_pi, _ = funrl.random.split(k_policy)
+        if t % 4 == 0:
+            eps = funrl.random.normal(k_pi, (2, 16, 1))
+            drawn.append(eps)
+        for env in range(2):
+            i = 2 * t + env
+            want.append(torch.tanh(mean[i] + features[i] @ (log_std.exp() * eps[env])))
+    torch.testing.assert_close(rows["action"][:48], torch.stack(want), rtol=0, atol=1e-6)
+    torch.testing.assert_close(state.sde_noise, drawn[-1], rtol=0, atol=0)
+    assert not torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[0][0], drawn[0][1])
+    # the noise is state-dependent, not white: actions differ from the mode by a smooth term
+    noise = torch.atanh(rows["action"][:48]) - mean
+    assert noise.abs().mean() > 1e-3
+
+
+def test_sde_sample_freq_minus_one_redraws_once_per_update():
+    assert sac.Config(train_freq=8).sde_period == 8
+    assert sac.Config(train_freq=8, sde_sample_freq=3).sde_period == 3
+    cfg = dataclasses.replace(SDE, train_freq=4, sde_sample_freq=-1)
+    algo, hp = sac.make(cfg), sac.HParams.create()
+    state = algo.init(funrl.random.key(1), hp)
+    seen = []
+    for _ in range(3):
+        state, _ = algo.update(state, hp)
+        seen.append(state.sde_noise.clone())
+    assert not torch.equal(seen[0], seen[1]) and not torch.equal(seen[1], seen[2])
+    # within the update the matrix is held: the 4 steps of env 0 share it
+    rows = state.buffer.data
+    mean, log_std, features = algo.networks.actor.apply(state.params["actor"], rows["obs"])
+    last = torch.arange(16, 24, 2)  # env 0's rows of the third update
+    u = features[last] @ (log_std.exp() * seen[2][0])
+    torch.testing.assert_close(torch.atanh(rows["action"][last]), mean[last] + u, atol=1e-5, rtol=0)
+
+
+def test_sde_learns_through_its_log_std():
+    cfg = dataclasses.replace(SDE, gradient_steps=2, train_freq=4, sde_sample_freq=-1)
+    algo, hp = sac.make(cfg), sac.HParams.create(actor_lr=1e-2)
+    state, metrics = run(algo, funrl.random.key(2), hp, 4)
+    assert torch.isfinite(metrics["actor_loss"])
+    log_std = state.params["actor"]["log_std"]
+    assert not torch.equal(log_std, torch.full_like(log_std, -3.0))
+    a = algo.act(algo.act_params(state), torch.zeros(5, 3))
+    assert a.shape == (5, 1) and bool((a == a[0]).all())
+    b = algo.act(algo.act_params(state), torch.zeros(5, 3), funrl.random.key(3), False)
+    assert not torch.equal(a, b) and bool((b == b[0]).all())  # one matrix, equal features
+
+
+def test_sde_population_matches_members_alone():
+    cfg = dataclasses.replace(TINY, use_sde=True, sde_sample_freq=1)
+    single = sac.make(cfg)
+    hp_list = [sac.HParams.create(actor_lr=1e-3), sac.HParams.create(actor_lr=3e-3, gamma=0.9)]
+    keys = funrl.random.split(funrl.random.key(0), 2)
+    alone = [run(single, k, hp, 2)[0] for k, hp in zip(keys, hp_list)]
+    pop = single.with_units(units.population())
+    hps = tree.stack(hp_list)
+    states = torch.func.vmap(single.init, randomness="error")(keys, hps)
+    for _ in range(2):
+        states, _ = pop.update(states, hps)
+    expected = tree.stack([(s.params, s.sde_noise) for s in alone])
+    assert_trees_close((states.params, states.sde_noise), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_sde_settings_rejected():
+    with pytest.raises(ValueError, match="sde_sample_freq must be -1 or a positive int"):
+        sac.make(sac.Config(use_sde=True, sde_sample_freq=0))
+    with pytest.raises(ValueError, match="use_sde is for continuous actions"):
+        sac.make(sac.Config(env="CartPole-v1", discrete=True, use_sde=True))
+    with pytest.raises(ValueError, match="log_std_init must be finite"):
+        sac.make(sac.Config(use_sde=True, log_std_init=float("nan")))
+    plain = sac.make(sac.Config()).networks
+    with pytest.raises(ValueError, match=r"must return \(mean, log_std, features\), got a 2-tuple"):
+        sac.make(sac.Config(use_sde=True), networks=plain)
+    with pytest.raises(ValueError, match="gsde_policy needs at least one hidden layer"):
+        funrl.nn.gsde_policy(3, 1, ())
