@@ -147,8 +147,8 @@ def test_cli_starts_from_the_preset_and_overrides_win(tmp_path) -> None:
     run = _run(["dqn", "--env", "Acrobot-v1", "--no-preset"])
     assert run.preset is None and run.config == dqn.Config(env="Acrobot-v1")
     assert float(run.hparams.lr) == float(dqn.HParams.create().lr)
-    run = _run(["dqn", "--env", "MinAtar-Breakout-v1"])  # no dqn preset for it: defaults
-    assert run.preset is None and run.config == dqn.Config(env="MinAtar-Breakout-v1")
+    run = _run(["dqn", "--env", "funrl/ActionReward-v0"])  # no dqn preset for it: defaults
+    assert run.preset is None and run.config == dqn.Config(env="funrl/ActionReward-v0")
 
 
 def test_cli_default_env_is_the_algorithms() -> None:
