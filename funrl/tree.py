@@ -255,17 +255,24 @@ def is_row_major(x: torch.Tensor) -> bool:
 
 def contiguous(tree: PyTree) -> PyTree:
     """Every tensor leaf in row-major layout (:func:`is_row_major`; the same tensor where
-    it already is, else a row-major copy).  Non-tensor leaves pass through.
+    it already is, else a row-major copy) and its own: a tensor object that appears as
+    two leaves gets a copy at the second.  Non-tensor leaves pass through.
 
-    Compiled functions guard on input strides, and funrl's compiled units return
-    row-major outputs (``funrl.algos.units``): state carried between calls in this layout
-    never compiles a unit a second time.
+    Compiled functions guard on input strides and on which inputs are the same object,
+    and funrl's compiled units return row-major outputs (``funrl.algos.units``): state
+    carried between calls in this form never compiles a unit a second time.  (A reset
+    that sets two fields to one tensor, as MinAtar Breakout's ball and trail positions,
+    otherwise compiles the first step for the alias and the next one again without it.)
     """
+    seen: set[int] = set()
 
     def fix(x: Any) -> Any:
-        if not isinstance(x, torch.Tensor) or is_row_major(x):
+        if not isinstance(x, torch.Tensor):
             return x
-        return x.clone(memory_format=torch.contiguous_format)
+        if id(x) in seen:
+            return x.clone(memory_format=torch.contiguous_format)
+        seen.add(id(x))
+        return x if is_row_major(x) else x.clone(memory_format=torch.contiguous_format)
 
     return _pt.tree_map(fix, tree)
 

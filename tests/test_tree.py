@@ -188,6 +188,15 @@ def test_contiguous_fixes_strides_and_keeps_values():
     check_transforms(lambda a: T.contiguous({"t": a.t()}), torch.randn(3, 2, 4))
 
 
+def test_contiguous_gives_each_leaf_its_own_tensor():
+    x, y = torch.arange(3), torch.zeros(2, 3).t()
+    out = T.contiguous({"a": x, "b": x, "c": (x, y, y)})
+    leaves = T.leaves(out)
+    assert len({id(v) for v in leaves}) == len(leaves) == 5
+    assert out["a"] is x and all(torch.equal(v, x) for v in (out["b"], out["c"][0]))
+    assert torch.equal(out["c"][1], y) and torch.equal(out["c"][2], y)
+
+
 def test_contiguous_gives_row_major_strides_size_one_dims_included():
     t = torch.zeros(4, 1, 3).transpose(0, 2)
     e = torch.zeros(()).expand(5)

@@ -71,3 +71,14 @@ def test_compiled_population_never_recompiles(name, no_inductor):
         new = pop.hparams(algo.hparams_cls, 2, gamma=[0.9, 0.95])  # new values, same graphs
         _updates(algo, states, new, 1)
     assert all(v.shape == (2,) for v in metrics.values())
+
+
+def test_a_reset_with_aliased_fields_compiles_the_collector_once(no_inductor):
+    """MinAtar Breakout's reset sets the trail position to the ball's tensor; init hands
+    the units state whose leaves are each their own tensor, so the first step's graph
+    serves every later step (it used to compile again on the second step)."""
+    algo = a2c.make(a2c.Config(env="MinAtar-Breakout-v1", num_envs=2, num_steps=3, hidden=(8,)))
+    hp = algo.hparams_cls.create()
+    compiled = algo.with_units(units.compiled)
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        _updates(compiled, compiled.init(R.key(0), hp), hp, 2)
