@@ -71,7 +71,39 @@ def _contiguous_graph_outputs(gm: torch.fx.GraphModule) -> None:
 
 def _compile(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
     """:func:`funrl.compile` whose compiled graphs return contiguous tensors."""
-    return funrl_compile(fn, graph_pass=_contiguous_graph_outputs, name=f"unit {name!r}")
+    compiled_fn = funrl_compile(fn, graph_pass=_contiguous_graph_outputs, name=f"unit {name!r}")
+    return _checked_outputs(compiled_fn)
+
+
+#: Calls of a compiled unit whose outputs are checked before they are trusted.
+_CHECKED_CALLS = 2
+
+
+def _checked_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` whose first outputs pass through :func:`funrl.tree.contiguous`, and every
+    output after one that needed it.
+
+    The graph pass reads layouts from dynamo's example values, and inductor can still lay
+    an output out otherwise (seen: Adam's moments of a vmapped ensemble critic came back
+    transposed, and SAC's learn unit compiled a second time, 6 minutes at MountainCar's
+    preset).  A unit whose first outputs are all row-major keeps that layout: it is
+    checked no further, so the steady cost is nil.
+    """
+    calls, fixing = 0, False
+
+    def run(*args: Any) -> Any:
+        nonlocal calls, fixing
+        out = fn(*args)
+        if not fixing and calls >= _CHECKED_CALLS:
+            return out
+        calls += 1
+        fixed = tree.contiguous(out)
+        if not fixing:
+            fixing = any(a is not b for a, b in zip(tree.leaves(out), tree.leaves(fixed)))
+        return fixed
+
+    run.__wrapped__ = fn  # type: ignore[attr-defined]
+    return run
 
 
 def _contiguous_outputs(fn: Callable[..., Any]) -> Callable[..., Any]:
