@@ -351,15 +351,17 @@ def make(
     common.check_hparams_cls(
         where, hparams_cls, needed.union(*(t.values() for t in tables.values()))
     )
-    _check_parts(where, config, nets, critic_loss_fn, actor_loss_fn, stack, hparams_cls)
+    sde_matrix = _check_parts(
+        where, config, nets, critic_loss_fn, actor_loss_fn, stack, hparams_cls
+    )
     if config.discrete:
         num_actions = int(space.n)
         base_entropy = math.log(num_actions)
     else:
         base_entropy = -float(space.shape[0])
-    sde = config.use_sde
-    if sde:
-        sde_shape = (config.num_envs, *_sde_matrix_shape(where, nets, stack))
+    sde = sde_matrix is not None
+    if sde_matrix is not None:
+        sde_shape = (config.num_envs, *sde_matrix)
 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         k_pi, k_rand = R.split(key)
@@ -495,11 +497,9 @@ def _check_action_space(where: str, space: Any, discrete: bool) -> None:
         )
 
 
-def _sde_matrix_shape(where: str, nets: Networks, stack: Any, out: Any = None) -> tuple[int, int]:
-    """``(F, act_dim)``: the gSDE actor's ``log_std`` shape, checked against its features."""
-    if out is None:
-        params = common.example_params(where, nets)["actor"]
-        out = nets.actor.apply(params, offpolicy.plain_example(stack)["obs"][None])
+def _sde_matrix_shape(where: str, out: Any) -> tuple[int, int]:
+    """``(F, act_dim)``: the gSDE actor's ``log_std`` shape (from its output ``out``),
+    checked against its features."""
     mean, log_std, features = out
     act_dim = int(mean.shape[-1])
     if not (
@@ -524,8 +524,10 @@ def _check_parts(
     actor_loss_fn: Callable[..., Any],
     stack: Any,
     hparams_cls: Any,
-) -> None:
-    """Run the networks and losses once on a batch of 2 example transitions."""
+) -> tuple[int, int] | None:
+    """Run the networks and losses once on a batch of 2 example transitions; with
+    ``config.use_sde``, return the gSDE matrix shape ``(F, act_dim)``."""
+    sde_matrix = None
     if not isinstance(nets, Networks):
         raise TypeError(f"{where}: networks must be sac.Networks(actor, critic), got {nets!r}")
     params = {**common.example_params(where, nets), "log_alpha": torch.zeros(())}
@@ -559,7 +561,7 @@ def _check_parts(
             where, "networks.actor's mean for 2 observations", out[0], (2, *space.shape)
         )
         if config.use_sde:
-            _sde_matrix_shape(where, nets, stack, out)
+            sde_matrix = _sde_matrix_shape(where, out)
         q = common.check_part(
             where,
             "networks.critic.apply",
@@ -582,3 +584,4 @@ def _check_parts(
     _, aux = common.expect_loss(where, "actor_loss_fn", out)
     if not (isinstance(aux, tuple) and len(aux) == 2 and isinstance(aux[0], dict)):
         raise ValueError(f"{where}: actor_loss_fn must return (loss, (metrics dict, logp))")
+    return sde_matrix

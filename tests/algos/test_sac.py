@@ -42,20 +42,23 @@ def probe_train(cfg, hp):
 # ----------------------------------------------------------------------------- learning
 
 
+# ContinuousActionReward: a* = obs / 2; a uniform policy is off by ~0.5 on GRID.
+PROBE = sac.Config(
+    env="funrl/ContinuousActionReward-v0",
+    num_envs=8,
+    gradient_steps=2,
+    batch_size=64,
+    learning_starts=64,
+    buffer_size=1024,
+    hidden=(64, 64),
+    total_timesteps=8 * 80,
+)
+PROBE_HP = sac.HParams.create(actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3, alpha=0.05)
+
+
 def test_continuous_probe_mode_approaches_optimal_action():
     """ContinuousActionReward: a* = obs / 2; a uniform policy is off by ~0.5 on this grid."""
-    cfg = sac.Config(
-        env="funrl/ContinuousActionReward-v0",
-        num_envs=8,
-        gradient_steps=2,
-        batch_size=64,
-        learning_starts=64,
-        buffer_size=1024,
-        hidden=(64, 64),
-        total_timesteps=8 * 80,
-    )
-    hp = sac.HParams.create(actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3, alpha=0.05)
-    algo, r = probe_train(cfg, hp)
+    algo, r = probe_train(PROBE, PROBE_HP)
     a = algo.act(algo.act_params(r.state), GRID)[:, 0]
     err = (a - GRID[:, 0] / 2).abs()
     assert err.max() < 0.15 and err.mean() < 0.07, a
@@ -68,21 +71,10 @@ def test_continuous_probe_mode_approaches_optimal_action():
 def test_sde_probe_mode_approaches_optimal_action():
     """The same probe explored with gSDE (a fresh matrix every step): the clipped mean
     head and the learned log_std reach the optimum as well."""
-    cfg = sac.Config(
-        env="funrl/ContinuousActionReward-v0",
-        num_envs=8,
-        gradient_steps=2,
-        batch_size=64,
-        learning_starts=64,
-        buffer_size=1024,
-        hidden=(64, 64),
-        total_timesteps=8 * 160,
-        use_sde=True,
-        sde_sample_freq=1,
-        log_std_init=-2.0,
+    cfg = dataclasses.replace(
+        PROBE, total_timesteps=8 * 160, use_sde=True, sde_sample_freq=1, log_std_init=-2.0
     )
-    hp = sac.HParams.create(actor_lr=3e-3, critic_lr=3e-3, alpha_lr=3e-3, alpha=0.05)
-    algo, r = probe_train(cfg, hp)
+    algo, r = probe_train(cfg, PROBE_HP)
     a = algo.act(algo.act_params(r.state), GRID)[:, 0]
     err = (a - GRID[:, 0] / 2).abs()
     assert err.max() < 0.1 and err.mean() < 0.05, a
