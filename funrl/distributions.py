@@ -39,6 +39,7 @@ from funrl import random as R
 from funrl import tree
 
 __all__ = [
+    "GSDE",
     "Categorical",
     "Deterministic",
     "DiagNormal",
@@ -283,33 +284,33 @@ GSDE_EPS = 1e-6
 
 
 @tree.struct
-class TanhGSDE:
-    """Generalised state-dependent exploration (gSDE; Raffin et al., 2022), tanh-squashed.
+class GSDE:
+    """Generalised state-dependent exploration (gSDE; Raffin et al., 2022), unsquashed.
 
-    ``a = tanh(u)``, ``u = loc + features @ W`` with an exploration matrix
-    ``W ~ N(0, std^2)`` (elementwise, ``[F, D]``): the noise is a deterministic function of
-    the state while ``W`` is held, so an episode explores smoothly instead of jittering
-    step by step.  Given the features, each ``u_d`` is ``N(loc_d, scale_d)`` with
-    ``scale = sqrt(features^2 @ std^2 + GSDE_EPS)``: ``log_prob`` is that diagonal normal's
-    density with the tanh correction (as :class:`TanhNormal`), as in SB3's
-    ``StateDependentNoiseDistribution(squash_output=True)``.
+    ``a = loc + features @ W`` with an exploration matrix ``W ~ N(0, std^2)``
+    (elementwise, ``[F, D]``): the noise is a deterministic function of the state while
+    ``W`` is held, so an episode explores smoothly instead of jittering step by step.
+    Given the features, each ``a_d`` is ``N(loc_d, scale_d)`` with
+    ``scale = sqrt(features^2 @ std^2 + GSDE_EPS)``: ``log_prob`` and ``entropy`` are that
+    diagonal normal's, as in SB3's ``StateDependentNoiseDistribution`` (PPO's and A2C's
+    ``use_sde``; actions are clipped by the env).  :class:`TanhGSDE` is the squashed form.
 
-    Fields: ``loc [..., D]`` (the mean action before tanh), ``features [..., F]`` (the
-    policy's last hidden layer), ``std [F, D]`` (``exp(log_std)``, a parameter).
+    Fields: ``loc [..., D]`` (the mean action), ``features [..., F]`` (the policy's last
+    hidden layer; SB3 detaches it, ``learn_features=False``), ``std [F, D]``
+    (``exp(log_std)``, a parameter).
 
     * ``sample(key)`` / ``sample_and_log_prob(key)``: one matrix ``W`` drawn from ``key``
-      for every row (what SAC's losses use; gradients reach ``loc``, ``features`` and
-      ``std``).
+      for every row (gradients reach ``loc``, ``features`` and ``std``).
     * ``sample_and_log_prob_with(eps)`` / ``sample_with(eps)``: ``W = std * eps`` from
       standard normals ``eps``: ``[F, D]`` (one matrix) or ``[..., F, D]`` (one per row,
       e.g. per env, carried between steps and redrawn every ``sde_sample_freq`` steps).
-    * ``log_prob(a)``: as :meth:`TanhNormal.log_prob` with ``scale``; ``mode() = tanh(loc)``.
-    * ``entropy()`` has no closed form and raises.
+    * ``log_prob(a)``, ``entropy()``: the diagonal normal ``N(loc, scale)``'s, summed over
+      ``D``; ``mode() = loc``.
 
     Example::
 
         >>> import torch, funrl.random as R
-        >>> d = TanhGSDE(torch.zeros(5, 1), torch.ones(5, 3), torch.full((3, 1), 0.1))
+        >>> d = GSDE(torch.zeros(5, 1), torch.ones(5, 3), torch.full((3, 1), 0.1))
         >>> a, logp = d.sample_and_log_prob(R.key(0))
         >>> a.shape, logp.shape, bool((a == a[0]).all())  # equal features, one matrix
         (torch.Size([5, 1]), torch.Size([5]), True)
@@ -320,24 +321,25 @@ class TanhGSDE:
     std: torch.Tensor
 
     def __post_init__(self) -> None:
-        loc = _float_tensor(self.loc, "TanhGSDE: loc")
-        feats = _float_tensor(self.features, "TanhGSDE: features")
-        std = _float_tensor(self.std, "TanhGSDE: std")
+        name = type(self).__name__
+        loc = _float_tensor(self.loc, f"{name}: loc")
+        feats = _float_tensor(self.features, f"{name}: features")
+        std = _float_tensor(self.std, f"{name}: std")
         if loc.ndim < 1 or feats.ndim < 1 or std.ndim != 2:
             raise ValueError(
-                "TanhGSDE: need loc [..., D], features [..., F] and std [F, D], got shapes "
+                f"{name}: need loc [..., D], features [..., F] and std [F, D], got shapes "
                 f"{tuple(loc.shape)}, {tuple(feats.shape)}, {tuple(std.shape)}"
             )
         if std.shape != (feats.shape[-1], loc.shape[-1]) or loc.shape[:-1] != feats.shape[:-1]:
             raise ValueError(
-                "TanhGSDE: need loc [..., D], features [..., F] and std [F, D] with the same "
+                f"{name}: need loc [..., D], features [..., F] and std [F, D] with the same "
                 f"leading dims, got {tuple(loc.shape)}, {tuple(feats.shape)}, {tuple(std.shape)}"
             )
         if _eager_values(std) and not bool((std > 0).all()):
-            raise ValueError(f"TanhGSDE: std must be positive, got min {std.min().item():.3g}")
+            raise ValueError(f"{name}: std must be positive, got min {std.min().item():.3g}")
 
     def scale(self) -> torch.Tensor:
-        """``sqrt(features^2 @ std^2 + GSDE_EPS)``, ``[..., D]``: each ``u_d``'s std."""
+        """``sqrt(features^2 @ std^2 + GSDE_EPS)``, ``[..., D]``: each action's std."""
         return torch.sqrt((self.features * self.features) @ (self.std * self.std) + GSDE_EPS)
 
     def noise(self, eps: torch.Tensor) -> torch.Tensor:
@@ -345,12 +347,11 @@ class TanhGSDE:
         return (self.features.unsqueeze(-2) @ (self.std * eps)).squeeze(-2)
 
     def sample_and_log_prob_with(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        u = self.loc + self.noise(eps)
-        logp = _normal_log_prob(self.loc, self.scale(), u) - _tanh_log_det(u)
-        return torch.tanh(u), logp.sum(-1)
+        a = self.loc + self.noise(eps)
+        return a, _normal_log_prob(self.loc, self.scale(), a).sum(-1)
 
     def sample_with(self, eps: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.loc + self.noise(eps))
+        return self.loc + self.noise(eps)
 
     def _eps(self, key: torch.Tensor) -> torch.Tensor:
         return R.normal(key, tuple(self.std.shape), dtype=self.std.dtype).to(self.std.device)
@@ -360,6 +361,43 @@ class TanhGSDE:
 
     def sample_and_log_prob(self, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.sample_and_log_prob_with(self._eps(key))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return _normal_log_prob(self.loc, self.scale(), x).sum(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return _normal_entropy(self.scale()).sum(-1)
+
+    def mode(self) -> torch.Tensor:
+        return self.loc
+
+
+@tree.struct
+class TanhGSDE(GSDE):
+    """:class:`GSDE`, tanh-squashed: ``a = tanh(u)``, ``u = loc + features @ W``.
+
+    ``log_prob`` is the diagonal normal ``N(loc, scale)``'s density of ``u`` with the tanh
+    correction (as :class:`TanhNormal`), as in SB3's
+    ``StateDependentNoiseDistribution(squash_output=True)`` (SAC's ``use_sde``);
+    ``mode() = tanh(loc)``; ``entropy()`` has no closed form and raises.  Sampling, fields
+    and shapes as :class:`GSDE`.
+
+    Example::
+
+        >>> import torch, funrl.random as R
+        >>> d = TanhGSDE(torch.zeros(5, 1), torch.ones(5, 3), torch.full((3, 1), 0.1))
+        >>> a, logp = d.sample_and_log_prob(R.key(0))
+        >>> a.shape, logp.shape, bool((a == a[0]).all())  # equal features, one matrix
+        (torch.Size([5, 1]), torch.Size([5]), True)
+    """
+
+    def sample_and_log_prob_with(self, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        u = self.loc + self.noise(eps)
+        logp = _normal_log_prob(self.loc, self.scale(), u) - _tanh_log_det(u)
+        return torch.tanh(u), logp.sum(-1)
+
+    def sample_with(self, eps: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.loc + self.noise(eps))
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return TanhNormal(self.loc, self.scale()).log_prob(x)

@@ -15,6 +15,7 @@ from torch.func import grad, vmap
 
 import funrl.random as R
 from funrl.distributions import (
+    GSDE,
     Categorical,
     Deterministic,
     DiagNormal,
@@ -323,6 +324,63 @@ def test_gsde_eager_vmap_compile():
         d = TanhGSDE(loc, features, log_std.exp())
         a, logp = d.sample_and_log_prob(key)
         return a, logp, d.log_prob(a), d.mode(), d.scale()
+
+    check_transforms(fn, keys, loc, features, log_std, members=1, compile_rtol=1e-4,
+                     compile_atol=1e-5)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- GSDE (unsquashed)
+
+
+def test_unsquashed_gsde_is_the_diagonal_normal_of_its_scale():
+    """PPO's gSDE: actions ``loc + features @ W``; log-prob and entropy are torch's
+    ``Independent(Normal(loc, scale), 1)``'s with the naive-sum scale."""
+    t = _gsde()
+    d = GSDE(t.loc, t.features, t.std)
+    f, s = d.features.numpy(), d.std.numpy()
+    naive = torch.tensor(
+        [[math.sqrt(sum(f[b, i] ** 2 * s[i, j] ** 2 for i in range(4)) + 1e-6)
+          for j in range(2)] for b in range(6)], dtype=D64,
+    )  # fmt: skip
+    torch.testing.assert_close(d.scale(), naive, rtol=1e-12, atol=0)
+    ref = torch.distributions.Independent(torch.distributions.Normal(d.loc, naive), 1)
+    eps = _normal64(R.key(5), (4, 2))
+    a, lp = d.sample_and_log_prob_with(eps)
+    torch.testing.assert_close(a, d.loc + d.features @ (d.std * eps))
+    torch.testing.assert_close(lp, ref.log_prob(a))
+    torch.testing.assert_close(d.log_prob(a), ref.log_prob(a))
+    torch.testing.assert_close(d.entropy(), ref.entropy())
+    torch.testing.assert_close(d.mode(), d.loc)
+    torch.testing.assert_close(d.sample(R.key(5)), a)
+    # the squashed form is tanh of the same pre-activation, one matrix per row as well
+    rows = _normal64(R.key(6), (6, 4, 2))
+    torch.testing.assert_close(t.sample_with(rows), torch.tanh(d.sample_with(rows)))
+    assert isinstance(t, GSDE) and not isinstance(d, TanhGSDE)
+
+
+def test_unsquashed_gsde_gradients_and_errors():
+    t, eps = _gsde(), _normal64(R.key(8), (4, 2))
+    g_loc, g_std = grad(
+        lambda loc, std: GSDE(loc, t.features, std).sample_with(eps).sum(), argnums=(0, 1)
+    )(t.loc, t.std)
+    torch.testing.assert_close(g_loc, torch.ones_like(t.loc))
+    torch.testing.assert_close(g_std, t.features.sum(0)[:, None] * eps)
+    with pytest.raises(ValueError, match=r"GSDE: need loc \[\.\.\., D\]"):
+        GSDE(torch.zeros(2, 1), torch.ones(2, 3), torch.ones(3, 2))
+    with pytest.raises(ValueError, match="GSDE: std must be positive"):
+        GSDE(torch.zeros(2, 1), torch.ones(2, 3), -torch.ones(3, 1))
+
+
+def test_unsquashed_gsde_eager_vmap_compile():
+    loc = 0.3 * R.normal(R.key(1), (3, 5, 2))
+    features = torch.relu(R.normal(R.key(2), (3, 5, 4)))
+    log_std = -1.0 + 0.3 * R.normal(R.key(3), (3, 4, 2))
+    keys = R.split(R.key(4), 3)
+
+    def fn(key, loc, features, log_std):
+        d = GSDE(loc, features, log_std.exp())
+        a, logp = d.sample_and_log_prob(key)
+        return a, logp, d.log_prob(a), d.entropy(), d.mode()
 
     check_transforms(fn, keys, loc, features, log_std, members=1, compile_rtol=1e-4,
                      compile_atol=1e-5)  # fmt: skip

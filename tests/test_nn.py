@@ -267,6 +267,10 @@ def test_gsde_policy_against_a_hand_written_forward():
     assert float(unclipped.apply(big, obs)[0].abs().max()) > 0.5
     with pytest.raises(ValueError, match="clip_mean must be >= 0"):
         nn.gsde_policy(3, 2, clip_mean=-1.0)
+    # PPO's orthogonal init: the mean head's rows have norm mean_gain
+    ortho = nn.gsde_policy(3, 2, (8,), init="orthogonal", mean_gain=0.01).init(K)
+    w = ortho["mean.0.weight"]
+    torch.testing.assert_close(w @ w.T, 1e-4 * torch.eye(2), rtol=0, atol=1e-7)
     with pytest.raises(ValueError, match="obs must have shape"):
         model.apply(p, torch.zeros(7, 4))
 

@@ -15,6 +15,12 @@ and changing it never recompiles.  Variants are compositions: pass your own
 off-policy correction such as V-trace sees the policy as it changes
 (examples/ppo_vtrace.py).
 
+``Config(use_sde=True)`` explores with gSDE (Raffin et al., 2022; SB3's ``use_sde``): the
+action noise is ``features(s) @ W`` with one exploration matrix ``W`` per env, drawn at the
+start of every rollout and every ``sde_sample_freq`` steps (:class:`SDETrainState`,
+:class:`funrl.distributions.GSDE`), smooth within an episode instead of independent per
+step, which is what rl-zoo's PPO and A2C presets use on Pendulum and MountainCarContinuous.
+
 Example::
 
     >>> import funrl
@@ -32,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 
@@ -52,6 +58,7 @@ __all__ = [
     "Config",
     "HParams",
     "Networks",
+    "SDETrainState",
     "TrainState",
     "default_networks",
     "entropy_of",
@@ -89,6 +96,13 @@ class Config(common.PresetConfig):
       share_encoder: for image observations, one encoder whose features both the actor's
         and the critic's MLP take (``Networks.trunk``; CleanRL's and SB3's Atari PPO),
         instead of one encoder each: half the convolutions per step.
+      log_std_init: the default Gaussian (or gSDE) actor's initial log-std.
+      use_sde: explore with gSDE (Box actions): the default actor becomes
+        :func:`funrl.nn.gsde_policy` (its ``log_std`` a ``[features, act_dim]`` matrix), the
+        distribution :class:`funrl.distributions.GSDE` (``policy="tanh_gaussian"``:
+        ``TanhGSDE``) and the state an :class:`SDETrainState`.
+      sde_sample_freq: with ``use_sde``, redraw each env's exploration matrix every this
+        many collector steps; ``-1``: once per rollout (SB3's meaning).
     """
 
     env: str = "CartPole-v1"
@@ -109,6 +123,9 @@ class Config(common.PresetConfig):
     recompute_advantages: bool = False
     encoder: str = "auto"
     share_encoder: bool = False
+    log_std_init: float = 0.0
+    use_sde: bool = False
+    sde_sample_freq: int = -1
 
     @property
     def batch_size(self) -> int:
@@ -121,6 +138,12 @@ class Config(common.PresetConfig):
     @property
     def num_updates(self) -> int:
         return max(1, self.total_timesteps // self.batch_size)
+
+    @property
+    def sde_period(self) -> int:
+        """Collector steps between two draws of the gSDE matrices (each rollout starts
+        with one)."""
+        return self.num_steps if self.sde_sample_freq == -1 else self.sde_sample_freq
 
     def validate(self) -> None:
         name = type(self).__name__
@@ -149,6 +172,13 @@ class Config(common.PresetConfig):
             )
         if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in self.hidden):
             raise ValueError(f"{name}.hidden must be positive ints, got {self.hidden!r}")
+        freq = self.sde_sample_freq
+        if isinstance(freq, bool) or not isinstance(freq, int) or not (freq == -1 or freq > 0):
+            raise ValueError(f"{name}.sde_sample_freq must be -1 or a positive int, got {freq!r}")
+        if self.use_sde and self.policy == "categorical":
+            raise ValueError(f"{name}.use_sde is for Box actions; it needs a Gaussian policy")
+        if self.use_sde and not self.hidden:
+            raise ValueError(f"{name}.use_sde needs a hidden layer (gSDE's features)")
 
 
 @tree.struct
@@ -189,6 +219,15 @@ class TrainState(tree.Struct):
     env_params: Any
     update_step: torch.Tensor
     key: torch.Tensor
+
+
+@tree.struct
+class SDETrainState(TrainState):
+    """:class:`TrainState` plus ``sde_noise``, every env's gSDE exploration matrix as
+    standard normals ``[num_envs, F, act_dim]`` (``Config.use_sde``; the matrix is
+    ``exp(log_std) * sde_noise``): the one the last rollout ended with."""
+
+    sde_noise: torch.Tensor
 
 
 @tree.struct
@@ -268,6 +307,10 @@ def default_networks(config: Config, obs_dim: int | tuple[int, ...], action_spac
     kind = config.policy
     if kind == "auto":
         kind = "categorical" if isinstance(action_space, Discrete) else "gaussian"
+    if config.use_sde and kind == "categorical":
+        raise ValueError(
+            f"{type(config).__name__}.use_sde is for Box actions; {config.env} has {action_space}"
+        )
     if kind == "categorical":
         if not isinstance(action_space, Discrete):
             raise ValueError(
@@ -278,7 +321,14 @@ def default_networks(config: Config, obs_dim: int | tuple[int, ...], action_spac
     if not isinstance(action_space, Box):
         raise ValueError(f"policy {kind!r} needs a Box action space, got {action_space}")
     act_dim = action_space.shape[0]
-    actor = fnn.gaussian_policy(obs_dim, act_dim, h, activation=act, init=init)
+    if config.use_sde:  # SB3: the mean unclipped, features detached (learn_features=False)
+        actor = fnn.gsde_policy(obs_dim, act_dim, h, config.log_std_init, clip_mean=0.0,
+                                activation=act, init=init, mean_gain=0.01)  # fmt: skip
+        gsde = D.GSDE if kind == "gaussian" else D.TanhGSDE
+        return Networks(actor, critic, lambda out: gsde(out[0], out[2].detach(), torch.exp(out[1])))
+    actor = fnn.gaussian_policy(
+        obs_dim, act_dim, h, log_std_init=config.log_std_init, activation=act, init=init
+    )
     if kind == "gaussian":
         return Networks(actor, critic, lambda out: D.DiagNormal(out[0], torch.exp(out[1])))
     return Networks(actor, critic, lambda out: D.TanhNormal(out[0], torch.exp(out[1])))
@@ -321,7 +371,7 @@ def minibatch_terms(
 def entropy_of(dist: Any, logp: torch.Tensor) -> torch.Tensor:
     """``dist``'s entropy; for a tanh-squashed Gaussian (no closed form) the one-sample
     estimate ``-log p(a)``."""
-    if isinstance(dist, D.TanhNormal):
+    if isinstance(dist, (D.TanhNormal, D.TanhGSDE)):
         return -logp
     return dist.entropy()
 
@@ -432,15 +482,23 @@ def make(
         )
     common.check_hparams_cls(where, hparams_cls, table.values())
     common.check_units(where, units, stack, config.env)
-    _check_parts(where, config, nets, advantage_fn, loss_fn, stack, hparams_cls)
+    sde_matrix = _check_parts(where, config, nets, advantage_fn, loss_fn, stack, hparams_cls)
     T, E, M = config.num_steps, config.update_epochs, config.num_minibatches
     per_minibatch = config.recompute_advantages
+    sde = sde_matrix is not None
 
     def policy(params: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         x = features(nets, params, obs)
         dist = nets.distribution(nets.actor.apply(params["actor"], x))
-        action = dist.sample(key)
-        extras = {"logp": dist.log_prob(action), "value": nets.critic.apply(params["critic"], x)}
+        extras = {}
+        if sde:  # each env's matrix: redrawn at the steps params["redraw"] marks, else held
+            fresh = R.normal(key, params["sde"].shape, dtype=params["sde"].dtype)
+            eps = torch.where(params["redraw"], fresh.to(obs.device), params["sde"])
+            action = dist.sample_with(eps)
+            extras["sde"] = eps
+        else:
+            action = dist.sample(key)
+        extras.update(logp=dist.log_prob(action), value=nets.critic.apply(params["critic"], x))
         return action, extras
 
     # Only what acting needs crosses the unit boundary: fewer tensors to guard and pass.
@@ -454,6 +512,11 @@ def make(
         opt_state = common.set_optimizer_hparams(opt.init(params), table, hp)
         collector = collectors.init(stack.env, stack.env_params, k_env)
         step = torch.zeros((), dtype=torch.int64, device=k_state.device)
+        if sde_matrix is not None:  # each rollout starts with fresh matrices: zeros unused
+            noise = torch.zeros(config.num_envs, *sde_matrix, device=k_state.device)
+            return SDETrainState(
+                params, opt_state, collector, stack.env_params, step, k_state, noise
+            )
         return TrainState(params, opt_state, collector, stack.env_params, step, k_state)
 
     def prepare(
@@ -531,10 +594,22 @@ def make(
     def update(state: TrainState, hp: Any) -> tuple[TrainState, dict[str, torch.Tensor]]:
         transitions = []
         collector = state.collector
-        for _ in range(T):
-            collector, tr = u_collect(collector, state.params, state.env_params)
+        if sde:
+            redraw = torch.ones_like(state.update_step, dtype=torch.bool)
+            hold, noise = ~redraw, cast(SDETrainState, state).sde_noise
+        for t in range(T):
+            if sde:
+                flag = redraw if t % config.sde_period == 0 else hold
+                pp = {**state.params, "sde": noise, "redraw": flag}
+                collector, tr = u_collect(collector, pp, state.env_params)
+                noise = tr.extras["sde"]  # carried to the next step, not kept in the batch
+                tr = tr._replace(extras={k: v for k, v in tr.extras.items() if k != "sde"})
+            else:
+                collector, tr = u_collect(collector, state.params, state.env_params)
             transitions.append(tr)
         state = state.replace(collector=collector)
+        if sde:
+            state = state.replace(sde_noise=noise)
         # The annealing horizon is an input, not a constant of the compiled graph: a run
         # of another length reuses the compiled code (and inductor's cache) as is.
         horizon = torch.full_like(state.update_step, config.num_updates, dtype=torch.float32)
@@ -576,8 +651,9 @@ def _check_parts(
     loss_fn: Callable[..., Any],
     stack: Any,
     hparams_cls: Any,
-) -> None:
-    """Act, estimate advantages and take the loss once on a 2 x 2 example rollout."""
+) -> tuple[int, int] | None:
+    """Act, estimate advantages and take the loss once on a 2 x 2 example rollout; with
+    ``config.use_sde``, return the gSDE matrix shape ``(F, act_dim)``."""
     if not isinstance(nets, Networks):
         raise TypeError(f"{where}: networks must be ppo.Networks(actor, critic, distribution)")
     params, key = common.example_params(where, nets), R.key(1)
@@ -588,6 +664,16 @@ def _check_parts(
     out = common.check_part(where, "networks.actor.apply", nets.actor.apply, params["actor"], x)
     dist = common.check_part(where, "networks.distribution", nets.distribution, out)
     action = common.check_part(where, "the distribution's sample", dist.sample, key)
+    sde_matrix = None
+    if config.use_sde:
+        std = getattr(dist, "std", None)
+        if not (hasattr(dist, "sample_with") and isinstance(std, torch.Tensor) and std.ndim == 2):
+            raise ValueError(
+                f"{where}: with use_sde, networks.distribution must return a gSDE "
+                "distribution (funrl.distributions.GSDE or TanhGSDE: sample_with(eps) and "
+                f"std [F, act_dim]), got {type(dist).__name__}"
+            )
+        sde_matrix = (int(std.shape[0]), int(std.shape[1]))
     shape = (2, 2, *stack.action_space.shape)
     common.expect_shape(where, "actions sampled for obs [2, 2, *obs]", action.float(), shape)
     v = common.check_part(where, "networks.critic.apply", nets.critic.apply, params["critic"], x)
@@ -607,3 +693,4 @@ def _check_parts(
     _, aux = common.expect_loss(where, "loss_fn", out)
     if not isinstance(aux, dict):
         raise ValueError(f"{where}: loss_fn must return (loss, dict of metrics)")
+    return sde_matrix

@@ -228,16 +228,19 @@ def gsde_policy(
     clip_mean: float = 2.0,
     activation: str | Callable[[], tnn.Module] = "relu",
     init: str | Initializer = "default",
+    mean_gain: float = 1.0,
 ) -> Model:
-    """SAC policy for generalised state-dependent exploration (gSDE, SB3's ``use_sde``).
+    """Policy for generalised state-dependent exploration (gSDE, SB3's ``use_sde``).
 
     ``apply(params, obs [..., obs_dim]) -> (mean [..., act_dim], log_std [F, act_dim],
     features [..., F])``: ``features`` is the last hidden layer (after its activation,
     ``F = hidden[-1]``), ``mean`` a linear head on it clipped to ``[-clip_mean, clip_mean]``
     (SB3's ``clip_mean``; ``0`` leaves it unclipped), ``log_std`` a parameter matrix
-    initialised to ``log_std_init`` (SB3's default for SAC: -3).  Pair with
-    ``funrl.distributions.TanhGSDE(mean, features, exp(log_std))``.  Params:
-    ``torso.*`` (an :func:`mlp` to ``F`` units), ``mean.*`` and ``log_std``.
+    initialised to ``log_std_init`` (SB3's default: -3 for SAC, 0 for PPO and A2C);
+    ``mean_gain`` is the mean head's init gain (``init="orthogonal"``: PPO's 0.01).  Pair
+    with ``funrl.distributions.TanhGSDE(mean, features, exp(log_std))`` (SAC) or
+    ``GSDE`` (PPO, A2C; ``clip_mean=0``).  Params: ``torso.*`` (an :func:`mlp` to ``F``
+    units), ``mean.*`` and ``log_std``.
     """
     hidden = tuple(hidden)
     if not hidden:
@@ -250,7 +253,7 @@ def gsde_policy(
     if make_act().state_dict():
         raise ValueError("gsde_policy: the activation must hold no parameters")
     torso = mlp(obs_dim, hidden[:-1], hidden[-1], activation, init, output_gain=math.sqrt(2.0))
-    head = mlp(hidden[-1], (), act_dim, activation, init, output_gain=1.0)
+    head = mlp(hidden[-1], (), act_dim, activation, init, output_gain=mean_gain)
     act, clip, log_std0 = make_act(), float(clip_mean), float(log_std_init)
 
     def init_fn(key: torch.Tensor) -> Params:

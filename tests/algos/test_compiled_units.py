@@ -17,6 +17,8 @@ from funrl.algos import a2c, ddpg, dqn, ppo, sac, td3, units
 _OFF = dict(num_envs=2, batch_size=8, learning_starts=8, buffer_size=64, hidden=(16,))
 CASES = {
     "ppo": (ppo, ppo.Config(num_envs=4, num_steps=8, hidden=(16,))),
+    "ppo-sde": (ppo, ppo.Config(env="Pendulum-v1", num_envs=2, num_steps=6, hidden=(8,),
+                                use_sde=True, sde_sample_freq=4)),
     "ppo-recompute": (ppo, ppo.Config(num_envs=4, num_steps=4, hidden=(8,), recompute_advantages=True)),
     "a2c": (a2c, a2c.Config(num_envs=4, num_steps=5, hidden=(16,))),
     "dqn-fused-per": (dqn, dqn.Config(**_OFF, train_freq=4, gradient_steps=2, learn_steps_per_call=2,
@@ -60,7 +62,9 @@ def test_second_update_never_recompiles(name, no_inductor):
     assert all(x.is_contiguous() for x in tree.leaves(state) if isinstance(x, torch.Tensor))
 
 
-@pytest.mark.parametrize("name", ["ppo", "dqn-fused-per", "sac", "sac-sde", "td3-masked", "td3-ou"])
+@pytest.mark.parametrize(
+    "name", ["ppo", "ppo-sde", "dqn-fused-per", "sac", "sac-sde", "td3-masked", "td3-ou"]
+)
 def test_compiled_population_never_recompiles(name, no_inductor):
     mod, config = CASES[name]
     algo = mod.make(config).with_units(units.population(compile=True))

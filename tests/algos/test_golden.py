@@ -47,6 +47,19 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, float], int]] = {
         {},
         3,
     ),
+    "ppo-sde": (
+        "ppo",
+        dict(
+            env="Pendulum-v1",
+            num_envs=2,
+            num_steps=8,
+            hidden=(16,),
+            use_sde=True,
+            sde_sample_freq=3,
+        ),
+        {},
+        3,
+    ),
     "a2c": ("a2c", dict(num_envs=4, num_steps=5, hidden=(16, 16)), {}, 3),
     "dqn": ("dqn", dict(**_OFF, train_freq=4, target_update_interval=2), {}, 4),
     "dqn-extensions": (

@@ -227,3 +227,148 @@ def test_bad_hparams_and_config():
         ppo.make(ppo.Config(policy="beta"))
     with pytest.raises(ValueError, match="CartPole-v1"):
         ppo.make(ppo.Config(env="CartPol-v1"))
+
+
+# ----------------------------------------------------------------------------- gSDE
+
+SDE = ppo.Config(
+    env="Pendulum-v1",
+    num_envs=2,
+    num_steps=10,
+    num_minibatches=2,
+    update_epochs=1,
+    hidden=(16,),
+    use_sde=True,
+    sde_sample_freq=4,
+)
+
+
+def _spying(cfg):
+    """PPO whose advantage_fn records every rollout and the parameters that collected it
+    (learning comes after the advantages, so these are the behaviour parameters)."""
+    seen = []
+
+    def spy(nets, config, params, traj, hp):
+        seen.append((traj, tree.map(torch.clone, params)))
+        return ppo.gae_advantages(nets, config, params, traj, hp)
+
+    algo = ppo.make(cfg, advantage_fn=spy)
+    seen.clear()  # make's check on an example rollout
+    return algo, seen
+
+
+def test_sde_rollouts_hold_each_envs_matrix_for_sde_sample_freq_steps():
+    """The collector's actions equal a naive loop over its key chain: every rollout starts
+    with fresh matrices (one per env), redrawn every sde_sample_freq steps and held in
+    between; the stored log-prob is the gSDE normal's, which does not depend on them."""
+    algo, seen = _spying(SDE)
+    hp = ppo.HParams.create()
+    state = algo.init(funrl.random.key(0), hp)
+    assert isinstance(state, ppo.SDETrainState) and state.sde_noise.shape == (2, 16, 1)
+    assert sorted(state.params["actor"]) == [
+        "log_std", "mean.0.bias", "mean.0.weight", "torso.0.bias", "torso.0.weight"
+    ]  # fmt: skip
+    carry_key = state.collector.key
+    for _ in range(2):
+        state, _ = algo.update(state, hp)
+    drawn = []
+    for traj, params in seen:
+        mean, log_std, features = algo.networks.actor.apply(params["actor"], traj.obs)
+        want, logp = [], []
+        for t in range(10):
+            k_policy, _, carry_key = funrl.random.split(carry_key, 3)
+            if t % 4 == 0:
+                eps = funrl.random.normal(k_policy, (2, 16, 1))
+                drawn.append(eps)
+            a = torch.stack([mean[t, e] + features[t, e] @ (log_std.exp() * eps[e])
+                             for e in range(2)])  # fmt: skip
+            scale = torch.sqrt((features[t] ** 2) @ log_std.exp() ** 2 + 1e-6)
+            want.append(a)
+            logp.append(torch.distributions.Normal(mean[t], scale).log_prob(a).sum(-1))
+        torch.testing.assert_close(traj.action, torch.stack(want), rtol=0, atol=1e-6)
+        torch.testing.assert_close(traj.extras["logp"], torch.stack(logp), rtol=1e-5, atol=1e-5)
+        assert "sde" not in traj.extras  # carried step to step, not kept in the batch
+    assert len(drawn) == 6  # steps 0, 4, 8 of each rollout
+    torch.testing.assert_close(state.sde_noise, drawn[-1], rtol=0, atol=0)
+    assert not torch.equal(drawn[0][0], drawn[0][1]) and not torch.equal(drawn[0], drawn[1])
+
+
+def test_sde_sample_freq_minus_one_is_one_matrix_per_rollout():
+    assert ppo.Config(num_steps=8).sde_period == 8
+    assert ppo.Config(num_steps=8, sde_sample_freq=3).sde_period == 3
+    algo, seen = _spying(ppo.Config(**{**SDE.__dict__, "sde_sample_freq": -1}))
+    hp = ppo.HParams.create()
+    state, _ = algo.update(algo.init(funrl.random.key(1), hp), hp)
+    traj, params = seen[0]
+    mean, log_std, features = algo.networks.actor.apply(params["actor"], traj.obs)
+    # one matrix per env for the whole rollout: the one the state ends with
+    u = (features.unsqueeze(-2) @ (log_std.exp() * state.sde_noise)).squeeze(-2)
+    torch.testing.assert_close(traj.action, mean + u, rtol=0, atol=1e-6)
+
+
+def test_sde_learns_its_log_std_and_acts():
+    algo = ppo.make(SDE)
+    hp = ppo.HParams.create(lr=1e-2)
+    state = algo.init(funrl.random.key(2), hp)
+    for _ in range(3):
+        state, metrics = algo.update(state, hp)
+    assert all(bool(torch.isfinite(metrics[k])) for k in ("loss", "entropy", "grad_norm"))
+    log_std = state.params["actor"]["log_std"]
+    assert log_std.shape == (16, 1) and not torch.equal(log_std, torch.zeros_like(log_std))
+    obs = torch.zeros(5, 3)
+    p = algo.act_params(state)
+    mean = algo.networks.actor.apply(p["actor"], obs)[0]
+    torch.testing.assert_close(algo.act(p, obs), mean)  # deterministic: the mean
+    b = algo.act(p, obs, funrl.random.key(3), False)
+    assert not torch.allclose(b, mean, atol=1e-4)
+    torch.testing.assert_close(b, b[:1].expand(5, 1))  # one matrix, equal features
+
+
+def test_sde_tanh_policy_and_a2c():
+    from funrl.algos import a2c
+
+    tanh = ppo.make(ppo.Config(**{**SDE.__dict__, "policy": "tanh_gaussian"}))
+    hp = ppo.HParams.create()
+    state, m = tanh.update(tanh.init(funrl.random.key(4), hp), hp)
+    assert isinstance(tanh.networks.distribution(tanh.networks.actor.apply(
+        state.params["actor"], torch.zeros(1, 3))), funrl.distributions.TanhGSDE)  # fmt: skip
+    assert torch.isfinite(m["entropy"])  # the one-sample estimate -log p
+    algo = a2c.make(a2c.Config(env="Pendulum-v1", num_envs=2, num_steps=5, hidden=(8,),
+                               use_sde=True, log_std_init=-2.0))  # fmt: skip
+    hp = a2c.HParams.create()
+    state = algo.init(funrl.random.key(5), hp)
+    assert bool((state.params["actor"]["log_std"] == -2.0).all())
+    state, m = algo.update(state, hp)
+    assert isinstance(state, ppo.SDETrainState) and torch.isfinite(m["loss"])
+
+
+def test_sde_population_matches_members_alone():
+    hp_list = [ppo.HParams.create(lr=1e-3), ppo.HParams.create(lr=3e-3, gamma=0.9)]
+    keys = funrl.random.split(funrl.random.key(0), 2)
+    single = ppo.make(SDE)
+    alone = []
+    for k, hp in zip(keys, hp_list):
+        s = single.init(k, hp)
+        for _ in range(2):
+            s, _ = single.update(s, hp)
+        alone.append((s.params, s.sde_noise))
+    pop = single.with_units(units.population())
+    hps = tree.stack(hp_list)
+    states = torch.func.vmap(single.init, randomness="error")(keys, hps)
+    for _ in range(2):
+        states, _ = pop.update(states, hps)
+    assert_trees_close((states.params, states.sde_noise), tree.stack(alone), rtol=1e-4, atol=1e-5)
+
+
+def test_bad_sde_settings_rejected():
+    with pytest.raises(ValueError, match="sde_sample_freq must be -1 or a positive int"):
+        ppo.make(ppo.Config(env="Pendulum-v1", use_sde=True, sde_sample_freq=0))
+    with pytest.raises(ValueError, match="use_sde is for Box actions; CartPole-v1 has"):
+        ppo.make(ppo.Config(env="CartPole-v1", use_sde=True))
+    with pytest.raises(ValueError, match="use_sde is for Box actions; it needs a Gaussian"):
+        ppo.make(ppo.Config(env="CartPole-v1", policy="categorical", use_sde=True))
+    with pytest.raises(ValueError, match="use_sde needs a hidden layer"):
+        ppo.make(ppo.Config(env="Pendulum-v1", use_sde=True, hidden=()))
+    plain = ppo.make(ppo.Config(env="Pendulum-v1")).networks
+    with pytest.raises(ValueError, match="must return a gSDE distribution.*got DiagNormal"):
+        ppo.make(ppo.Config(env="Pendulum-v1", use_sde=True), networks=plain)
