@@ -175,8 +175,6 @@ class Config(common.PresetConfig):
         freq = self.sde_sample_freq
         if isinstance(freq, bool) or not isinstance(freq, int) or not (freq == -1 or freq > 0):
             raise ValueError(f"{name}.sde_sample_freq must be -1 or a positive int, got {freq!r}")
-        if self.use_sde and self.policy == "categorical":
-            raise ValueError(f"{name}.use_sde is for Box actions; it needs a Gaussian policy")
         if self.use_sde and not self.hidden:
             raise ValueError(f"{name}.use_sde needs a hidden layer (gSDE's features)")
 
@@ -307,14 +305,15 @@ def default_networks(config: Config, obs_dim: int | tuple[int, ...], action_spac
     kind = config.policy
     if kind == "auto":
         kind = "categorical" if isinstance(action_space, Discrete) else "gaussian"
-    if config.use_sde and kind == "categorical":
-        raise ValueError(
-            f"{type(config).__name__}.use_sde is for Box actions; {config.env} has {action_space}"
-        )
     if kind == "categorical":
         if not isinstance(action_space, Discrete):
             raise ValueError(
                 f"policy 'categorical' needs a Discrete action space, got {action_space}"
+            )
+        if config.use_sde:
+            raise ValueError(
+                f"{type(config).__name__}.use_sde is for Box actions; {config.env} has "
+                f"{action_space}"
             )
         actor = fnn.categorical_policy(obs_dim, action_space.n, h, act, init=init)
         return Networks(actor, critic, lambda out: D.Categorical(out))

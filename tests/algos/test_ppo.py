@@ -365,8 +365,10 @@ def test_bad_sde_settings_rejected():
         ppo.make(ppo.Config(env="Pendulum-v1", use_sde=True, sde_sample_freq=0))
     with pytest.raises(ValueError, match="use_sde is for Box actions; CartPole-v1 has"):
         ppo.make(ppo.Config(env="CartPole-v1", use_sde=True))
-    with pytest.raises(ValueError, match="use_sde is for Box actions; it needs a Gaussian"):
+    with pytest.raises(ValueError, match="use_sde is for Box actions; CartPole-v1 has"):
         ppo.make(ppo.Config(env="CartPole-v1", policy="categorical", use_sde=True))
+    with pytest.raises(ValueError, match="'categorical' needs a Discrete action space"):
+        ppo.make(ppo.Config(env="Pendulum-v1", policy="categorical", use_sde=True))
     with pytest.raises(ValueError, match="use_sde needs a hidden layer"):
         ppo.make(ppo.Config(env="Pendulum-v1", use_sde=True, hidden=()))
     plain = ppo.make(ppo.Config(env="Pendulum-v1")).networks
