@@ -34,6 +34,26 @@ should be, no write permission) never stops a run: when compiling fails in a way
 can come from the cache, funrl points inductor at a fresh temporary folder, compiles
 every function again there, and warns once naming the bad folder and ``rm -rf`` for it.
 An error in the function itself (a graph break, a shape error) is raised as it is.
+
+Every call of a compiled function first runs dynamo's guards, the checks that the code
+compiled for the first call still applies.  For a funrl unit they were ~1,600 checks per
+call (DQN's collect and learn units), mostly on things that cannot change between two calls
+of a pure function: the identity of every module and function it reaches (730 ``is``
+checks that ``funrl.tree`` is ``funrl.tree``), the constants in its closures (the static
+config), and the class of every node of its argument pytrees.  That cost ~100 us per call,
+as much as the DQN gradient step itself.  By default (``guards="pure"``,
+:func:`pure_guards`) funrl keeps the checks that can fail for a pure function's arguments
+and drops the rest:
+
+* kept: every tensor's shape, stride, dtype, device and aliasing; the lengths and keys of
+  the argument containers; Python scalars among the arguments; torch's global state (grad
+  mode, vmap level, default device, deterministic algorithms);
+* dropped: guards on globals and closures, and on the classes of argument nodes.
+
+Unchanged numbers, and a DQN CartPole update with one gradient step per compiled call
+runs ~1.3x faster (benchmarks/RESULTS.md, "Session 13").  The price: a compiled function
+does not notice a global or a closure variable that changed after its first call
+(rebuild it, e.g. ``algo.remake()``, or pass ``guards="all"`` for dynamo's own checks).
 Where torch had already recovered some graphs from the bad cache on its own before
 giving up, results match a clean compile's to float32 rounding (a relative 1e-8 after
 three PPO updates, tests/test_compiling.py and RESULTS.md), not bit for bit.
@@ -59,7 +79,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["INDUCTOR_OPTIONS", "compile", "compile_events", "options_for"]
+__all__ = ["INDUCTOR_OPTIONS", "compile", "compile_events", "options_for", "pure_guards"]
 
 #: Inductor options funrl compiles with (merged under any ``options`` you pass).
 INDUCTOR_OPTIONS: dict[str, Any] = {
@@ -152,6 +172,7 @@ def compile(
     options: dict[str, Any] | None = None,
     graph_pass: Callable[[torch.fx.GraphModule], None] | None = None,
     name: str | None = None,
+    guards: str = "pure",
 ) -> Callable[..., Any]:
     """``torch.compile(fn)`` with static shapes, no graph breaks and :data:`INDUCTOR_OPTIONS`.
 
@@ -165,9 +186,52 @@ def compile(
         :mod:`funrl.algos.units` makes non-contiguous outputs contiguous).
       name: what :func:`compile_events` listeners are told is compiling (default: the
         function's name).
+      guards: ``"pure"`` (default): re-check per call only what can change between calls
+        of a pure function (:func:`pure_guards`); ``"all"``: every guard dynamo installs
+        (also notices a changed global or closure variable, at ~100 us per call).
     """
+    if guards not in ("pure", "all"):
+        raise ValueError(f"funrl.compile: guards must be 'pure' or 'all', got {guards!r}")
     label = name or str(getattr(fn, "__name__", "function"))
-    return _reporting(_compile(fn, fullgraph, dynamic, options, graph_pass), label)
+    filt = pure_guards if guards == "pure" else None
+    return _reporting(_compile(fn, fullgraph, dynamic, options, graph_pass, filt), label)
+
+
+#: Guard types on the Python objects of an argument pytree (its nodes' classes, what their
+#: ``__dict__`` holds) that :func:`pure_guards` drops unless they guard a Python scalar.
+_NODE_GUARDS = frozenset({
+    "TYPE_MATCH", "CLASS_MATCH", "DICT_CONTAINS", "DICT_NOT_CONTAINS",
+    "NOT_PRESENT_IN_GENERIC_DICT", "BUILTIN_MATCH", "CLOSURE_MATCH",
+})  # fmt: skip
+
+
+def _scalar(entry: Any) -> bool:
+    import enum
+
+    scalars = (bool, int, float, complex, str, bytes, type(None), enum.Enum, torch.dtype)
+    return bool(entry.has_value) and isinstance(entry.value, (*scalars, torch.device))
+
+
+def pure_guards(entries: list[Any]) -> list[bool]:
+    """The dynamo guard filter :func:`compile` uses by default (``guards="pure"``): which of
+    ``entries`` (``torch._dynamo.types.GuardFilterEntry``) to keep.
+
+    Keeps every guard on the arguments and torch's global state (tensor metadata and
+    aliasing, container lengths and keys, Python scalars, grad mode, vmap level, ...);
+    drops guards on globals and closures (fixed for a compiled pure function: its code and
+    config) and on the classes of argument nodes (``TYPE_MATCH`` and kin; a pytree whose
+    leaves sit at the same paths with the same metadata has the same structure for funrl's
+    immutable state).
+    """
+    keep = []
+    for e in entries:
+        if e.is_global or "__closure__" in e.name:
+            keep.append(False)
+        elif e.guard_type == "DUPLICATE_INPUT":  # the same tensor passed twice: keep
+            keep.append(bool(e.has_value) and isinstance(e.value, torch.Tensor))
+        else:
+            keep.append(e.guard_type not in _NODE_GUARDS or _scalar(e))
+    return keep
 
 
 #: Options in :data:`INDUCTOR_OPTIONS` that only pay on the CPU backend.  On a GPU,
@@ -257,6 +321,7 @@ def _compile(
     dynamic: bool,
     options: dict[str, Any] | None,
     graph_pass: Callable[[torch.fx.GraphModule], None] | None,
+    guard_filter: Callable[[list[Any]], list[bool]] | None = None,
 ) -> Callable[..., Any]:
     """Build the compiled function at the first call, with options for the device the call
     computes on (:func:`options_for`)."""
@@ -272,7 +337,10 @@ def _compile(
             if built is None or generation != _generation[0]:
                 # first call, or the cache was swapped since: compile afresh in the new cache
                 opts = options_for(_device_type(args, kwargs), options)
-                built, generation = _build(fn, fullgraph, dynamic, opts, graph_pass), _generation[0]
+                built, generation = (
+                    _build(fn, fullgraph, dynamic, opts, graph_pass, guard_filter),
+                    _generation[0],
+                )
                 ran = False
             out = built(*args, **kwargs)
             ran = True
@@ -284,7 +352,10 @@ def _compile(
             old = _swap_cache_dir()
             if old is None:  # the cache was swapped before: not the cache's fault
                 raise
-            built, generation = _build(fn, fullgraph, dynamic, opts, graph_pass), _generation[0]
+            built, generation = (
+                _build(fn, fullgraph, dynamic, opts, graph_pass, guard_filter),
+                _generation[0],
+            )
             try:
                 out = built(*args, **kwargs)
             except Exception:
@@ -398,9 +469,14 @@ def _build(
     dynamic: bool,
     opts: dict[str, Any],
     graph_pass: Callable[[torch.fx.GraphModule], None] | None,
+    guard_filter: Callable[[list[Any]], list[bool]] | None = None,
 ) -> Callable[..., Any]:
+    # torch.compile pops guard_filter_fn from the options it is given: a fresh dict each time
+    dynamo: dict[str, Any] = {} if guard_filter is None else {"guard_filter_fn": guard_filter}
     if graph_pass is None:
-        return torch.compile(_own_code(fn), fullgraph=fullgraph, dynamic=dynamic, options=opts)
+        return torch.compile(
+            _own_code(fn), fullgraph=fullgraph, dynamic=dynamic, options={**opts, **dynamo}
+        )
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
         from torch._inductor.compile_fx import compile_fx
@@ -408,4 +484,6 @@ def _build(
         graph_pass(gm)
         return compile_fx(gm, example_inputs, config_patches=opts)  # type: ignore[return-value]
 
-    return torch.compile(_own_code(fn), fullgraph=fullgraph, dynamic=dynamic, backend=backend)
+    return torch.compile(
+        _own_code(fn), fullgraph=fullgraph, dynamic=dynamic, backend=backend, options=dynamo
+    )

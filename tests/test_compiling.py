@@ -178,7 +178,7 @@ def test_an_error_after_a_first_good_call_is_not_blamed_on_the_cache(monkeypatch
 
     calls = []
 
-    def fake_build(fn, fullgraph, dynamic, opts, graph_pass):
+    def fake_build(fn, fullgraph, dynamic, opts, graph_pass, guard_filter=None):
         def run(x):
             calls.append(x)
             if len(calls) > 1:
@@ -243,3 +243,84 @@ def test_vec_isa_is_checked_once_per_cache_then_trusted(tmp_path, monkeypatch, r
     monkeypatch.setattr(cpu_vec_isa, "pick_vec_isa", disagreeing)
     compiling._vec_isa_options.cache_clear()
     assert compiling._vec_isa_options() == {} and not marker.exists()
+
+
+# ----------------------------------------------------------------------------- guards
+
+SCALE = 2.0
+
+
+def _scaled(x):
+    return x * SCALE
+
+
+def _graphs():
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+def test_pure_guards_still_catch_what_can_change_between_calls():
+    """The lean default re-checks the arguments: a new shape, a Python scalar, a new key,
+    aliased tensors and grad mode each get code of their own, and every result equals
+    eager."""
+
+    def f(a, b, n, d):
+        return a * n + b, {k: v + a.sum() for k, v in d.items()}
+
+    g = funrl.compile(f)
+    x, y = torch.arange(3.0), torch.ones(3)
+    cases = [
+        (x, x, 2, {"u": y}),  # aliased: compiled with one input for a and b
+        (x, y, 2, {"u": y}),  # now distinct: must not reuse the aliased graph
+        (x, y, 3, {"u": y}),  # a new Python scalar
+        (x, y, 3, {"u": y, "v": x}),  # a new key
+        (torch.arange(4.0), torch.ones(4), 3, {"u": torch.ones(4)}),  # a new shape
+        (x.double(), y.double(), 3, {"u": y.double()}),  # a new dtype
+    ]
+    for args in cases:
+        got, want = g(*args), f(*args)
+        assert torch.equal(got[0], want[0]) and sorted(got[1]) == sorted(want[1])
+        assert all(torch.equal(got[1][k], want[1][k]) for k in want[1])
+    h = funrl.compile(lambda a: a * 2.0)
+    w = torch.ones(2, requires_grad=True)
+    with torch.no_grad():
+        assert not h(w).requires_grad
+    assert h(w).requires_grad  # grad mode is torch's global state: still guarded
+
+
+def test_pure_guards_drop_globals_and_guards_all_keeps_them():
+    global SCALE
+    pure, full = funrl.compile(_scaled), funrl.compile(_scaled, guards="all")
+    x = torch.arange(3.0)
+    try:
+        assert torch.equal(pure(x), 2 * x) and torch.equal(full(x), 2 * x)
+        SCALE = 5.0
+        assert torch.equal(full(x), 5 * x)  # dynamo's guards notice the global
+        assert torch.equal(pure(x), 2 * x)  # documented: code is tied to its first call
+    finally:
+        SCALE = 2.0
+    with pytest.raises(ValueError, match="guards must be 'pure' or 'all'"):
+        funrl.compile(_scaled, guards="some")
+
+
+def test_pure_guards_drop_the_module_identity_checks():
+    from funrl.compiling import pure_guards
+
+    seen = {}
+
+    def spy(entries):
+        keep = pure_guards(entries)
+        seen["types"] = {e.guard_type for e, k in zip(entries, keep) if k}
+        seen["dropped"] = sum(not k for k in keep)
+        seen["globals"] = [e for e, k in zip(entries, keep) if k and e.is_global]
+        return keep
+
+    def f(state, key):
+        return funrl.tree.map(lambda v: v + R.normal(key, v.shape), state)
+
+    g = torch.compile(f, fullgraph=True, backend="eager", options={"guard_filter_fn": spy})
+    state = {"w": torch.zeros(3), "b": (torch.ones(2), torch.zeros(()))}
+    g(state, R.key(0))
+    assert "TENSOR_MATCH" in seen["types"] and seen["dropped"] > 0 and not seen["globals"]
+    assert not {"TYPE_MATCH", "CLOSURE_MATCH"} & seen["types"]
