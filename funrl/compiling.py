@@ -70,6 +70,7 @@ Use it wherever you would call ``torch.compile`` on code that draws from ``funrl
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import itertools
 import time
@@ -205,11 +206,13 @@ _NODE_GUARDS = frozenset({
 })  # fmt: skip
 
 
-def _scalar(entry: Any) -> bool:
-    import enum
+#: Python values a guard on an argument may hold that :func:`pure_guards` always keeps.
+_SCALARS = (bool, int, float, complex, str, bytes, type(None), enum.Enum, torch.dtype,
+            torch.device)  # fmt: skip
 
-    scalars = (bool, int, float, complex, str, bytes, type(None), enum.Enum, torch.dtype)
-    return bool(entry.has_value) and isinstance(entry.value, (*scalars, torch.device))
+
+def _scalar(entry: Any) -> bool:
+    return bool(entry.has_value) and isinstance(entry.value, _SCALARS)
 
 
 def pure_guards(entries: list[Any]) -> list[bool]:

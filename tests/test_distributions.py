@@ -247,13 +247,18 @@ def _gsde(batch=6, feats=4, act=2, seed=10):
     return TanhGSDE(loc, features, std)
 
 
-def test_gsde_scale_and_log_prob_against_naive_sums():
-    d = _gsde()
+def _naive_scale(d):
+    """``sqrt(sum_i features_i^2 std_ij^2 + 1e-6)`` by loops, for ``_gsde()``'s shapes."""
     f, s = d.features.numpy(), d.std.numpy()
-    naive = torch.tensor(
+    return torch.tensor(
         [[math.sqrt(sum(f[b, i] ** 2 * s[i, j] ** 2 for i in range(4)) + 1e-6)
           for j in range(2)] for b in range(6)], dtype=D64,
     )  # fmt: skip
+
+
+def test_gsde_scale_and_log_prob_against_naive_sums():
+    d = _gsde()
+    naive = _naive_scale(d)
     torch.testing.assert_close(d.scale(), naive, rtol=1e-12, atol=0)
     ref = _tanh_ref(d.loc, naive)
     a, lp = d.sample_and_log_prob(R.key(3))
@@ -339,11 +344,7 @@ def test_unsquashed_gsde_is_the_diagonal_normal_of_its_scale():
     ``Independent(Normal(loc, scale), 1)``'s with the naive-sum scale."""
     t = _gsde()
     d = GSDE(t.loc, t.features, t.std)
-    f, s = d.features.numpy(), d.std.numpy()
-    naive = torch.tensor(
-        [[math.sqrt(sum(f[b, i] ** 2 * s[i, j] ** 2 for i in range(4)) + 1e-6)
-          for j in range(2)] for b in range(6)], dtype=D64,
-    )  # fmt: skip
+    naive = _naive_scale(d)
     torch.testing.assert_close(d.scale(), naive, rtol=1e-12, atol=0)
     ref = torch.distributions.Independent(torch.distributions.Normal(d.loc, naive), 1)
     eps = _normal64(R.key(5), (4, 2))
