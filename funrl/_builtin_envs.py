@@ -14,6 +14,7 @@ BUILTIN_ENVS: tuple[tuple[str, str, str], ...] = (
     ("MinAtar-Asterix-v1", "funrl.envs.minatar", "Asterix"),
     ("MinAtar-Freeway-v1", "funrl.envs.minatar", "Freeway"),
     ("MinAtar-SpaceInvaders-v1", "funrl.envs.minatar", "SpaceInvaders"),
+    ("MinAtar-Seaquest-v1", "funrl.envs.minatar", "Seaquest"),
     ("funrl/ConstantReward-v0", "funrl.envs.probes", "ConstantReward"),
     ("funrl/ObservationReward-v0", "funrl.envs.probes", "ObservationReward"),
     ("funrl/ActionReward-v0", "funrl.envs.probes", "ActionReward"),

@@ -3,7 +3,7 @@
 Built-in ids (imported lazily, on first ``make``): ``"CartPole-v1"``, ``"Acrobot-v1"``,
 ``"MountainCar-v0"``, ``"MountainCarContinuous-v0"``, ``"Pendulum-v1"``,
 ``"MinAtar-Breakout-v1"``, ``"MinAtar-Asterix-v1"``, ``"MinAtar-Freeway-v1"``,
-``"MinAtar-SpaceInvaders-v1"`` (:mod:`funrl.envs.minatar`) and the probe
+``"MinAtar-SpaceInvaders-v1"``, ``"MinAtar-Seaquest-v1"`` (:mod:`funrl.envs.minatar`) and the probe
 envs ``"funrl/ConstantReward-v0"``, ``"funrl/ObservationReward-v0"``,
 ``"funrl/ActionReward-v0"``, ``"funrl/ContinuousActionReward-v0"``,
 ``"funrl/TwoStepDiscount-v0"``.  An id starting with ``"gym:"`` goes through the

@@ -2,7 +2,8 @@
 
 ``Breakout`` (id ``"MinAtar-Breakout-v1"``: MinAtar's minimal action set, as Gymnasium's
 ``MinAtar/Breakout-v1``), ``Asterix`` (``"MinAtar-Asterix-v1"``), ``Freeway``
-(``"MinAtar-Freeway-v1"``) and ``SpaceInvaders`` (``"MinAtar-SpaceInvaders-v1"``).
+(``"MinAtar-Freeway-v1"``), ``SpaceInvaders`` (``"MinAtar-SpaceInvaders-v1"``) and
+``Seaquest`` (``"MinAtar-Seaquest-v1"``).
 Observations are ``[10, 10, channels]`` float32 grids (channels last, as ``minatar``'s
 ``state()``).  See :mod:`funrl.envs.base` for the ``reset``/``step`` contract.
 
@@ -35,6 +36,13 @@ from funrl.envs.minatar.freeway import (
     FreewayParams,
     FreewayState,
 )
+from funrl.envs.minatar.seaquest import (
+    SEAQUEST_ACTION_SET,
+    Seaquest,
+    SeaquestEntities,
+    SeaquestParams,
+    SeaquestState,
+)
 from funrl.envs.minatar.space_invaders import (
     SPACE_INVADERS_ACTION_SET,
     SpaceInvaders,
@@ -46,6 +54,7 @@ __all__ = [
     "ASTERIX_ACTION_SET",
     "FREEWAY_ACTION_SET",
     "MINIMAL_ACTION_SET",
+    "SEAQUEST_ACTION_SET",
     "SPACE_INVADERS_ACTION_SET",
     "Asterix",
     "AsterixParams",
@@ -56,6 +65,10 @@ __all__ = [
     "Freeway",
     "FreewayParams",
     "FreewayState",
+    "Seaquest",
+    "SeaquestEntities",
+    "SeaquestParams",
+    "SeaquestState",
     "SpaceInvaders",
     "SpaceInvadersParams",
     "SpaceInvadersState",
