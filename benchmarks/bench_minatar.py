@@ -1,5 +1,5 @@
 """Random-action MinAtar env-steps/s: the ``minatar`` package vs funrl's torch game
-(``--game breakout``, ``asterix``, ``freeway`` or ``space_invaders``).
+(``--game breakout``, ``asterix``, ``freeway``, ``space_invaders`` or ``seaquest``).
 
 Not a test.  One run of each, side by side:
 
@@ -12,6 +12,8 @@ Not a test.  One run of each, side by side:
 * with ``--gymnax-python PY`` (a venv with jax and gymnax): gymnax's ``<Game>-MinAtar``
   vmapped, 100 steps per ``jit``'d ``lax.scan`` (as ``bench_envs.py``), on the same
   thread count.  gymnax has no sticky actions, so it does slightly less work per step.
+  gymnax 0.0.9 does not register Seaquest (its ``seaquest.py`` is unfinished), so
+  ``--game seaquest`` has no gymnax row.
 
 The thread count is set (default 1) and printed.
 
@@ -21,6 +23,7 @@ Usage::
     .venv/bin/python benchmarks/bench_minatar.py --sizes 4096 --seconds 5
     .venv/bin/python benchmarks/bench_minatar.py --game freeway
     .venv/bin/python benchmarks/bench_minatar.py --game space_invaders
+    .venv/bin/python benchmarks/bench_minatar.py --game seaquest
     .venv/bin/python benchmarks/bench_minatar.py --gymnax-python /path/to/jax-venv/bin/python
 """
 
@@ -37,6 +40,7 @@ GAMES = {
     "asterix": "Asterix",
     "breakout": "Breakout",
     "freeway": "Freeway",
+    "seaquest": "Seaquest",
     "space_invaders": "SpaceInvaders",
 }
 GYMNAX_IDS = {
@@ -127,7 +131,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"{args.game}: torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     rows = bench_minatar(args.seconds, args.game) + bench_funrl(args.sizes, args.seconds, args.game)
-    if args.gymnax_python:
+    if args.gymnax_python and args.game in GYMNAX_IDS:
         gid = GYMNAX_IDS[args.game]
         rows += gymnax_subprocess(
             args.gymnax_python, args.sizes, args.seconds, 100, args.threads, gid

@@ -35,6 +35,7 @@ GAMES = {
     "asterix": "MinAtar-Asterix-v1",
     "breakout": "MinAtar-Breakout-v1",
     "freeway": "MinAtar-Freeway-v1",
+    "seaquest": "MinAtar-Seaquest-v1",
     "space_invaders": "MinAtar-SpaceInvaders-v1",
 }
 

@@ -29,7 +29,6 @@ from funrl.compiling import compile as funrl_compile
 from funrl.envs import VecEnv, make
 from funrl.envs.minatar import SEAQUEST_ACTION_SET, Seaquest, SeaquestParams, SeaquestState
 from funrl.envs.minatar.seaquest import (
-    BULLET_SLOTS,
     DIVER_SLOTS,
     ENEMY_SLOTS,
     TORPEDO_SLOTS,
@@ -59,14 +58,7 @@ SCALARS = (
     "shot_timer",
 )
 FLAGS = ("sub_or", "surface")
-# minatar's list name, funrl's slots, and how many of [x, y, lr, timer, shot] it holds
-LISTS = {
-    "f_bullets": (TORPEDO_SLOTS, 3),
-    "e_bullets": (BULLET_SLOTS, 3),
-    "e_fish": (ENEMY_SLOTS, 4),
-    "e_subs": (ENEMY_SLOTS, 5),
-    "divers": (DIVER_SLOTS, 4),
-}
+LISTS = ("f_bullets", "e_bullets", "e_fish", "e_subs", "divers")
 
 
 def params(sticky: float = 0.0, max_steps: int = 1000) -> SeaquestParams:
@@ -92,23 +84,85 @@ class Draws:
         return row
 
 
-def entities(rows: list[list[Any]], slots: int) -> SeaquestEntities:
-    """minatar list entries ``[x, y, lr(, timer(, shot))]`` as :class:`SeaquestEntities`."""
-    cols = np.zeros((6, slots), dtype=np.int64)
-    for k, e in enumerate(rows):
-        cols[0, k] = 1
+def entities(rows: list[list[Any]], born: list[int], slots: list[int], n: int) -> SeaquestEntities:
+    """minatar list entries ``[x, y, lr(, timer(, shot(, sub)))]`` stamped ``born`` in
+    ``slots`` of ``n``."""
+    cols = np.zeros((8, n), dtype=np.int64)
+    for e, stamp, k in zip(rows, born, slots, strict=True):
+        cols[0, k], cols[7, k] = 1, stamp
         cols[1 : 1 + len(e), k] = [int(v) for v in e]
     t = torch.from_numpy(cols)
-    return SeaquestEntities(alive=t[0] > 0, x=t[1], y=t[2], right=t[3] > 0, timer=t[4], shot=t[5])
+    return SeaquestEntities(
+        alive=t[0] > 0,
+        x=t[1],
+        y=t[2],
+        right=t[3] > 0,
+        timer=t[4],
+        shot=t[5],
+        sub=t[6] > 0,
+        born=t[7],
+    )
 
 
-def listed(e: SeaquestEntities, width: int) -> list[list[Any]]:
-    """The live entities of ``e`` as minatar list entries."""
-    out = []
-    for k in range(int(e.alive.sum())):
-        row = [int(e.x[k]), int(e.y[k]), bool(e.right[k]), int(e.timer[k]), int(e.shot[k])]
-        out.append(row[:width])
-    return out
+def packed(lists: dict[str, list[list[Any]]], rng: np.random.Generator | None = None) -> dict:
+    """minatar's lists as :class:`SeaquestState` fields: entities in random slots (in
+    order without ``rng``), fish and enemy submarines stamped alternately (each list's
+    order kept), enemy bullets in slots no enemy holds."""
+
+    def slots(count: int, n: int, taken: frozenset[int] = frozenset()) -> list[int]:
+        free = [k for k in range(n) if k not in taken]
+        return [int(k) for k in rng.permutation(free)[:count]] if rng else free[:count]
+
+    fish, subs = lists.get("e_fish", []), lists.get("e_subs", [])
+    enemy_slots = slots(len(fish) + len(subs), ENEMY_SLOTS)
+    rows = [[*f, 0, False] for f in fish] + [[*e, True] for e in subs]
+    born = [2 * i for i in range(len(fish))] + [2 * i + 1 for i in range(len(subs))]
+    torps, divers = lists.get("f_bullets", []), lists.get("divers", [])
+    bullets = lists.get("e_bullets", [])
+    base = 2 * max(len(fish), len(subs))
+    return dict(
+        enemies=entities(rows, born, enemy_slots, ENEMY_SLOTS),
+        e_bullets=entities(
+            bullets,
+            [0] * len(bullets),
+            slots(len(bullets), ENEMY_SLOTS, frozenset(enemy_slots)),
+            ENEMY_SLOTS,
+        ),
+        f_bullets=entities(
+            torps,
+            [base + i for i in range(len(torps))],
+            slots(len(torps), TORPEDO_SLOTS),
+            TORPEDO_SLOTS,
+        ),
+        divers=entities(
+            divers,
+            [base + 10 + i for i in range(len(divers))],
+            slots(len(divers), DIVER_SLOTS),
+            DIVER_SLOTS,
+        ),
+        births=torch.tensor(base + 20),
+    )
+
+
+def listed(s: SeaquestState) -> dict[str, list[list[Any]]]:
+    """``s``'s entities as minatar's lists (in stamp order; enemy bullets sorted)."""
+
+    def rows(e: SeaquestEntities, keep: torch.Tensor, width: int) -> list[list[Any]]:
+        ks = sorted(np.flatnonzero((e.alive & keep).numpy()).tolist(), key=lambda k: int(e.born[k]))
+        out = []
+        for k in ks:
+            row = [int(e.x[k]), int(e.y[k]), bool(e.right[k]), int(e.timer[k]), int(e.shot[k])]
+            out.append(row[:width])
+        return out
+
+    yes = torch.ones((), dtype=torch.bool)
+    return {
+        "f_bullets": rows(s.f_bullets, yes, 3),
+        "e_bullets": sorted(rows(s.e_bullets, yes, 3)),
+        "e_fish": rows(s.enemies, ~s.enemies.sub, 4),
+        "e_subs": rows(s.enemies, s.enemies.sub, 5),
+        "divers": rows(s.divers, yes, 4),
+    }
 
 
 def pick(rng: np.random.Generator, *options: int) -> int:
@@ -170,11 +224,10 @@ def random_state(rng: np.random.Generator) -> SeaquestState:
         ramp_index=i64(int(rng.integers(0, 20))),
         shot_timer=i64(int(rng.integers(0, 6))),
         surface=torch.tensor(sub_y == 0 and bool(rng.random() < 0.5)),
-        f_bullets=entities(torps, TORPEDO_SLOTS),
-        e_bullets=entities(bullets, BULLET_SLOTS),
-        e_fish=entities(fish, ENEMY_SLOTS),
-        e_subs=entities(subs, ENEMY_SLOTS),
-        divers=entities(divers, DIVER_SLOTS),
+        **packed(
+            dict(f_bullets=torps, e_bullets=bullets, e_fish=fish, e_subs=subs, divers=divers),
+            rng,
+        ),
         last_action=i64(int(rng.integers(0, 6))),
         time=i64(0),
     )
@@ -186,8 +239,8 @@ def to_minatar(m: Any, s: SeaquestState) -> None:
         setattr(e, name, int(getattr(s, name)))
     for name in FLAGS:
         setattr(e, name, bool(getattr(s, name)))
-    for name, (_, width) in LISTS.items():
-        setattr(e, name, listed(getattr(s, name), width))
+    for name, rows in listed(s).items():
+        setattr(e, name, rows)
     e.terminal = False
     m.last_action = SEAQUEST_ACTION_SET[int(s.last_action)]
 
@@ -198,9 +251,11 @@ def check_fields(m: Any, s: SeaquestState, msg: str) -> None:
         assert int(getattr(s, name)) == getattr(e, name), f"{msg} {name}"
     for name in FLAGS:
         assert bool(getattr(s, name)) == getattr(e, name), f"{msg} {name}"
-    for name, (_, width) in LISTS.items():
+    got = listed(s)
+    for name in LISTS:
         want = [list(x) for x in getattr(e, name)]
-        assert listed(getattr(s, name), width) == want, f"{msg} {name}"
+        want = sorted(want) if name == "e_bullets" else want  # their order decides nothing
+        assert got[name] == want, f"{msg} {name}"
     assert SEAQUEST_ACTION_SET[int(s.last_action)] == m.last_action, msg
 
 
@@ -323,28 +378,28 @@ def scenario(**lists: list[list[Any]]) -> SeaquestState:
         e_spawn_timer=torch.tensor(9),
         d_spawn_timer=torch.tensor(9),
     )
-    return s.replace(**{k: entities(v, LISTS[k][0]) for k, v in lists.items()})
+    return s.replace(**packed(lists))
 
 
 def test_ties_resolve_in_minatars_list_order() -> None:
     """Where two entities compete, minatar's list order decides, and funrl's too."""
     # two divers on the submarine with room for one: the newer is taken
     s = step_both(scenario(divers=[[4, 3, True, 2], [4, 3, False, 3]]), 0)
-    assert int(s.diver_count) == 6 and listed(s.divers, 4) == [[4, 3, True, 1]]
+    assert int(s.diver_count) == 6 and listed(s)["divers"] == [[4, 3, True, 1]]
     # a torpedo on a cell with two fish removes the older
     s = step_both(scenario(f_bullets=[[2, 6, True]], e_fish=[[3, 6, True, 3], [3, 6, True, 2]]), 0)
-    assert listed(s.e_fish, 4) == [[3, 6, True, 1]] and not s.f_bullets.alive.any()
+    assert listed(s)["e_fish"] == [[3, 6, True, 1]] and not s.f_bullets.alive.any()
     # two enemy submarines moving onto a torpedo: the newer is hit, the older fires
     subs = [[3, 6, True, 0, 0], [3, 6, True, 0, 7]]
     s = step_both(scenario(f_bullets=[[5, 6, False]], e_subs=subs), 0)
-    assert listed(s.e_subs, 5) == [[4, 6, True, 5, 10]] and int(s.e_bullets.alive.sum()) == 1
+    assert listed(s)["e_subs"] == [[4, 6, True, 5, 10]] and int(s.e_bullets.alive.sum()) == 1
     # one enemy submarine moving onto two torpedoes: the older torpedo goes
     torps = [[3, 6, True], [5, 6, False]]
     s = step_both(scenario(f_bullets=torps, e_subs=[[3, 6, True, 0, 4]]), 0)
-    assert listed(s.f_bullets, 3) == [[4, 6, False]] and not s.e_subs.alive.any()
+    assert listed(s)["f_bullets"] == [[4, 6, False]] and not s.enemies.alive.any()
     # an enemy submarine hit in the step its shot is due still fires
     s = step_both(scenario(f_bullets=[[5, 6, False]], e_subs=[[3, 6, True, 0, 0]]), 0)
-    assert not s.e_subs.alive.any() and listed(s.e_bullets, 3) == [[5, 6, True]]
+    assert not s.enemies.alive.any() and listed(s)["e_bullets"] == [[5, 6, True]]
 
 
 def test_spawn_draws_are_uniform() -> None:

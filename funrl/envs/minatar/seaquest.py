@@ -23,15 +23,19 @@ minatar's order::
     funrl action   0      1      2      3      4      5
     minatar action 0 'n'  1 'l'  2 'u'  3 'r'  4 'd'  5 'f'   (noop, left, up, right, down, fire)
 
-Entities live in fixed-size slot arrays (:class:`SeaquestEntities`) kept in minatar's list
-order, oldest first, because the order decides ties: which of two fish on a torpedo's
-cell it removes, and which divers are picked up when more arrive than the submarine can
-carry.  The sizes are above what a game can hold: a fish or an enemy submarine lives at
-most 29 steps once the game is at full speed (a move every 3 steps) and one spawns per
-step at most, so 32 slots each; an enemy submarine's bullet is gone before it fires the
-next, so 32 for bullets; the player fires every 5 steps and a torpedo lasts 9, so 4;
-divers spawn every 30 steps and last 60 at most, so 4.  A spawn into a full array would
-be dropped.
+Entities live in fixed-size slot arrays (:class:`SeaquestEntities`): fish and enemy
+submarines share one (a flag tells them apart), and each enemy submarine's bullet lives
+in the bullet slot of the same index.  minatar keeps them in lists, and list order
+decides ties (which of two fish on a torpedo's cell it removes, which divers are picked
+up when more arrive than the submarine can carry), so every entity carries ``born``, a
+spawn stamp, and ties go by it as minatar's order does; slots are reused in any order.
+The sizes are above what a game can hold: an enemy lives at most 29 steps once the game
+is at full speed (a move every 3 steps) and one spawns per step at most, so 32 enemy
+slots; an enemy submarine fires every 11 steps and its bullet is gone after 9, so one
+bullet per enemy slot is enough (a slot's next enemy submarine fires 10 steps after it
+spawns, when its predecessor's bullet is gone); the player fires every 5 steps and a
+torpedo lasts 9, so 4 torpedo slots; divers spawn every 30 steps and last 59, so 4
+diver slots.  A spawn into a full array would be dropped.
 
 Spawning, as minatar: when the enemy timer runs out, the side (1/2 each), the kind
 (enemy submarine with probability 1/3) and a row in 1-8 are drawn; the enemy is not
@@ -101,9 +105,8 @@ _DIVER_MOVE_INTERVAL = 5
 _START_X = 5
 
 ENEMY_SLOTS = 32
-"""Slots for fish, and as many for enemy submarines (see the module docstring)."""
-BULLET_SLOTS = 32
-"""Slots for the enemy submarines' bullets."""
+"""Slots for fish and enemy submarines together, and for their bullets (see the module
+docstring)."""
 TORPEDO_SLOTS = 4
 """Slots for the player's torpedoes."""
 DIVER_SLOTS = 4
@@ -121,13 +124,14 @@ class SeaquestParams:
 
 @tree.struct
 class SeaquestEntities(tree.Struct):
-    """One of minatar's entity lists as ``[slots]`` arrays in list order (oldest first;
-    the live ones first, the rest zero).
+    """Entities of one kind as ``[slots]`` arrays (unused slots zero).
 
     ``alive`` (bool): the slot holds an entity; ``x``/``y`` (int64): its column and row;
-    ``right`` (bool): it moves right; ``timer`` (int64): steps until it moves (fish,
-    enemy submarines, divers; 0 for bullets and torpedoes); ``shot`` (int64): steps until
-    an enemy submarine fires (0 for the rest).
+    ``right`` (bool): it moves right; ``timer`` (int64): steps until it moves (enemies and
+    divers; 0 for bullets and torpedoes); ``shot`` (int64): steps until an enemy
+    submarine fires (0 for the rest); ``sub`` (bool): an enemy submarine, not a fish;
+    ``born`` (int64): the spawn stamp that orders entities as minatar's lists (older
+    first; 0 for bullets, whose order decides nothing).
     """
 
     alive: torch.Tensor
@@ -136,6 +140,8 @@ class SeaquestEntities(tree.Struct):
     right: torch.Tensor
     timer: torch.Tensor
     shot: torch.Tensor
+    sub: torch.Tensor
+    born: torch.Tensor
 
 
 @tree.struct
@@ -148,10 +154,12 @@ class SeaquestState(tree.Struct):
     spawns and until the next; ``d_spawn_timer``: steps until the next diver;
     ``move_speed``: steps an enemy waits between moves; ``ramp_index``: difficulty ramps
     so far; ``shot_timer``: steps until the player may fire again; ``surface`` (bool):
-    the submarine has surfaced and not dived since; ``f_bullets``, ``e_bullets``,
-    ``e_fish``, ``e_subs``, ``divers``: the torpedoes, enemy bullets, fish, enemy
-    submarines and divers (:class:`SeaquestEntities`); ``last_action``: the funrl action
-    executed last step (sticky actions); ``time``: steps in this episode.
+    the submarine has surfaced and not dived since; ``f_bullets``: the torpedoes;
+    ``e_bullets``: the enemy submarines' bullets (slot ``i``: the bullet of the enemy
+    submarine in enemy slot ``i``, or of one that was there); ``enemies``: fish and
+    enemy submarines; ``divers`` (each :class:`SeaquestEntities`); ``births``: spawn
+    stamps handed out so far; ``last_action``: the funrl action executed last step
+    (sticky actions); ``time``: steps in this episode.
     """
 
     sub_x: torch.Tensor
@@ -168,18 +176,20 @@ class SeaquestState(tree.Struct):
     surface: torch.Tensor
     f_bullets: SeaquestEntities
     e_bullets: SeaquestEntities
-    e_fish: SeaquestEntities
-    e_subs: SeaquestEntities
+    enemies: SeaquestEntities
     divers: SeaquestEntities
+    births: torch.Tensor
     last_action: torch.Tensor
     time: torch.Tensor
 
 
 def empty_entities(slots: int, device: torch.device | str | None = None) -> SeaquestEntities:
-    """An empty list of ``slots`` slots."""
+    """No entities in ``slots`` slots."""
     no = torch.zeros(slots, dtype=torch.bool, device=device)
     zero = torch.zeros(slots, dtype=torch.int64, device=device)
-    return SeaquestEntities(alive=no, x=zero, y=zero, right=no, timer=zero, shot=zero)
+    return SeaquestEntities(
+        alive=no, x=zero, y=zero, right=no, timer=zero, shot=zero, sub=no, born=zero
+    )
 
 
 def enemy_draws(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -200,16 +210,18 @@ def diver_draws(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _append(
     e: SeaquestEntities,
     put: torch.Tensor,
+    born: torch.Tensor,
     x: torch.Tensor,
     y: torch.Tensor,
     right: torch.Tensor,
-    timer: torch.Tensor | int,
-    shot: torch.Tensor | int,
+    timer: torch.Tensor | int = 0,
+    shot: torch.Tensor | int = 0,
+    sub: torch.Tensor | bool = False,
 ) -> SeaquestEntities:
-    """``e`` with one entity appended where the 0-d bool ``put`` holds (``e`` must be
-    packed: its live slots first).  A full list drops it."""
-    slots = e.alive.shape[0]
-    slot = put & (torch.arange(slots, device=x.device) == e.alive.sum(dtype=torch.int64))
+    """``e`` with an entity stamped ``born`` in its first free slot where the 0-d bool
+    ``put`` holds; a full array drops it."""
+    free = ~e.alive
+    slot = put & free & (free.to(torch.int64).cumsum(0) == 1)
     return SeaquestEntities(
         alive=e.alive | slot,
         x=torch.where(slot, x, e.x),
@@ -217,39 +229,9 @@ def _append(
         right=torch.where(slot, right, e.right),
         timer=torch.where(slot, timer, e.timer),
         shot=torch.where(slot, shot, e.shot),
+        sub=torch.where(slot, sub, e.sub),
+        born=torch.where(slot, born, e.born),
     )
-
-
-def _pack(e: SeaquestEntities) -> SeaquestEntities:
-    """The live entities moved to the front in their order, the other slots zeroed (a
-    one-hot matrix product: no sort or scatter, so it vmaps and compiles plainly)."""
-    slots = e.alive.shape[0]
-    live = e.alive.to(torch.int64)
-    dest = live.cumsum(0) - 1
-    k = torch.arange(slots, device=live.device)
-    onehot = (e.alive[None, :] & (dest[None, :] == k[:, None])).to(torch.int64)
-
-    def take(v: torch.Tensor) -> torch.Tensor:
-        return (onehot * v.to(torch.int64)[None, :]).sum(1)
-
-    return SeaquestEntities(
-        alive=k < live.sum(),
-        x=take(e.x),
-        y=take(e.y),
-        right=take(e.right) > 0,
-        timer=take(e.timer),
-        shot=take(e.shot),
-    )
-
-
-def _last(mask: torch.Tensor) -> torch.Tensor:
-    """``mask`` with only its last True kept."""
-    return mask & (mask.to(torch.int64).flip(0).cumsum(0).flip(0) == 1)
-
-
-def _first(mask: torch.Tensor) -> torch.Tensor:
-    """``mask`` with only its first True kept."""
-    return mask & (mask.to(torch.int64).cumsum(0) == 1)
 
 
 def _heading(right: torch.Tensor) -> torch.Tensor:
@@ -258,6 +240,50 @@ def _heading(right: torch.Tensor) -> torch.Tensor:
 
 def _on_grid(x: torch.Tensor) -> torch.Tensor:
     return (x >= 0) & (x <= GRID - 1)
+
+
+def _same_cell_rank(
+    live: torch.Tensor, cell: torch.Tensor, born: torch.Tensor, newer: bool
+) -> torch.Tensor:
+    """``[torpedoes]``: how many live torpedoes on each one's cell are newer (``newer``)
+    or older than it."""
+    same = live[None, :] & (cell[None, :] == cell[:, None])
+    than = born[None, :] > born[:, None] if newer else born[None, :] < born[:, None]
+    return (same & than).sum(1)
+
+
+def _claims(
+    pairs: torch.Tensor,
+    first_kind: torch.Tensor,
+    born: torch.Tensor,
+    rank: torch.Tensor,
+    oldest: bool,
+) -> torch.Tensor:
+    """``[torpedoes, enemies]`` bool: which enemy each torpedo pairs with.
+
+    ``pairs[t, e]``: torpedo ``t`` and enemy ``e`` meet on one cell.  minatar walks one
+    side in order and lets each take the first of the other side's entities still there
+    (in the order: ``first_kind`` before the rest, each ``oldest`` or newest first by
+    ``born``); the one of ``rank`` (0 first) on its cell then gets the entity of that
+    place in the order.  A cell holds at most two of the player's torpedoes (they would
+    have to face each other), so places 0 and 1 are enough: the first two entities of
+    each kind decide them.
+    """
+    key = born if oldest else -born  # smallest first either way
+
+    def first_two(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        stamps = torch.where(mask, key[None, :], torch.iinfo(born.dtype).max)
+        one = stamps.amin(1)
+        two = torch.where(stamps == one[:, None], torch.iinfo(born.dtype).max, stamps).amin(1)
+        return one, two
+
+    big = torch.iinfo(born.dtype).max
+    a1, a2 = first_two(pairs & first_kind[None, :])
+    b1, b2 = first_two(pairs & ~first_kind[None, :])
+    place0 = torch.where(a1 < big, a1, b1)
+    place1 = torch.where(a2 < big, a2, torch.where(a1 < big, b1, b2))
+    target = torch.where(rank == 0, place0, torch.where(rank == 1, place1, big))
+    return pairs & (key[None, :] == target[:, None]) & (target[:, None] < big)
 
 
 class Seaquest(Environment):
@@ -296,10 +322,10 @@ class Seaquest(Environment):
             shot_timer=i64(0),
             surface=torch.tensor(True, device=dev),
             f_bullets=empty_entities(TORPEDO_SLOTS, dev),
-            e_bullets=empty_entities(BULLET_SLOTS, dev),
-            e_fish=empty_entities(ENEMY_SLOTS, dev),
-            e_subs=empty_entities(ENEMY_SLOTS, dev),
+            e_bullets=empty_entities(ENEMY_SLOTS, dev),
+            enemies=empty_entities(ENEMY_SLOTS, dev),
             divers=empty_entities(DIVER_SLOTS, dev),
+            births=i64(0),
             last_action=i64(_NOOP),
             time=i64(0),
         )
@@ -312,16 +338,15 @@ class Seaquest(Environment):
         up, right, down, fire).
 
         ``minatar``'s ``Env.act`` in order: spawn an enemy and a diver if their timers
-        ran out; fire (if cooled down) or move the submarine; torpedoes move and hit the
-        first fish, else the first enemy submarine, on their cell; divers on the
-        submarine are picked up, the rest move when their timer runs out; enemy
-        submarines, then their bullets, then fish are checked against the submarine,
-        move when due (enemies that move onto a torpedo's cell are hit) and the enemy
-        submarines fire when due; the timers count down; the oxygen runs down below the
-        surface, and surfacing trades divers for oxygen (see the module docstring).
-        Where minatar walks a list newest first and removes as it goes, the order of
-        removal matters only for who gets a torpedo or a place on board; those are
-        resolved in the same order here.
+        ran out; fire (if cooled down) or move the submarine; torpedoes (newest first)
+        move and hit the oldest fish, else the oldest enemy submarine, on their cell;
+        divers on the submarine are picked up (newest first, while fewer than six are on
+        board), the rest move when due; enemy submarines, then their bullets, then fish
+        are checked against the submarine and move when due (an enemy that moves onto a
+        torpedo's cell removes it: the oldest torpedo there, and the newest of two
+        enemies); enemy submarines fire when due; the timers count down; the oxygen runs
+        down below the surface, and surfacing trades divers for oxygen (see the module
+        docstring).
         """
         s = state
         i64 = torch.int64
@@ -330,48 +355,48 @@ class Seaquest(Environment):
         a = torch.where(sticky, s.last_action, action.to(i64))
 
         # spawns: an enemy (unless its row holds one heading the other way), a diver
-        subs, fish = s.e_subs, s.e_fish
+        en = s.enemies
         spawning = s.e_spawn_timer == 0
         e_right, is_sub, e_row = enemy_draws(k_enemy)
-        clash = (subs.alive & (subs.y == e_row) & (subs.right != e_right)).any() | (
-            fish.alive & (fish.y == e_row) & (fish.right != e_right)
-        ).any()
+        clash = (en.alive & (en.y == e_row) & (en.right != e_right)).any()
         put = spawning & ~clash
+        shot0 = torch.where(is_sub, _ENEMY_SHOT_INTERVAL, 0)
         e_x = torch.where(e_right, 0, GRID - 1)
-        subs = _append(subs, put & is_sub, e_x, e_row, e_right, s.move_speed, _ENEMY_SHOT_INTERVAL)
-        fish = _append(fish, put & ~is_sub, e_x, e_row, e_right, s.move_speed, 0)
+        en = _append(en, put, s.births, e_x, e_row, e_right, s.move_speed, shot0, is_sub)
+        births = s.births + put.to(i64)
         e_spawn_timer = torch.where(spawning, s.e_spawn_speed, s.e_spawn_timer)
         diving_in = s.d_spawn_timer == 0
         d_right, d_row = diver_draws(k_diver)
         diver_x = torch.where(d_right, 0, GRID - 1)
-        divers = _append(s.divers, diving_in, diver_x, d_row, d_right, _DIVER_MOVE_INTERVAL, 0)
+        divers = _append(s.divers, diving_in, births, diver_x, d_row, d_right, _DIVER_MOVE_INTERVAL)
+        births = births + diving_in.to(i64)
         d_spawn_timer = torch.where(diving_in, _DIVER_SPAWN_SPEED, s.d_spawn_timer)
 
         # the player: fire, or move (left and right also turn the submarine)
         fire = (a == _FIRE) & (s.shot_timer == 0)
-        torps = _append(s.f_bullets, fire, s.sub_x, s.sub_y, s.sub_or, 0, 0)
+        torps = _append(s.f_bullets, fire, births, s.sub_x, s.sub_y, s.sub_or)
+        births = births + fire.to(i64)
         shot_timer = torch.where(fire, _SHOT_COOL_DOWN, s.shot_timer)
         sx = (s.sub_x - (a == _LEFT).to(i64) + (a == _RIGHT).to(i64)).clamp(0, GRID - 1)
         sy = (s.sub_y - (a == _UP).to(i64) + (a == _DOWN).to(i64)).clamp(0, GRID - 2)
         sub_or = torch.where(a == _LEFT, False, torch.where(a == _RIGHT, True, s.sub_or))
 
-        # torpedoes, newest first: move; off the grid they vanish; else they remove the
-        # first fish on their cell, or else the first enemy submarine
+        # torpedoes, newest first: move; off the grid they vanish; else each removes
+        # the first enemy left on its cell in the order fish (oldest first), then enemy
+        # submarines (oldest first).  Torpedoes on one cell compete: the newest takes the
+        # first enemy of that order, the next the second (see _claims).
         t_x = torps.x + _heading(torps.right)
         t_live = torps.alive & _on_grid(t_x)
-        reward = torch.zeros((), dtype=i64, device=sx.device)
-        fish_alive, subs_alive = fish.alive, subs.alive
-        live = list(t_live.unbind(0))
-        for i in reversed(range(TORPEDO_SLOTS)):
-            on_fish = live[i] & fish_alive & (fish.x == t_x[i]) & (fish.y == torps.y[i])
-            got_fish = on_fish.any()
-            on_sub = live[i] & ~got_fish & subs_alive & (subs.x == t_x[i]) & (subs.y == torps.y[i])
-            got = got_fish | on_sub.any()
-            fish_alive = fish_alive & ~_first(on_fish)
-            subs_alive = subs_alive & ~_first(on_sub)
-            live[i] = live[i] & ~got
-            reward = reward + got.to(i64)
-        t_live = torch.stack(live)
+        t_cell = torps.y * GRID + t_x
+        alive = en.alive
+        cell = en.y * GRID + en.x
+        on_cell = t_live[:, None] & alive[None, :] & (cell[None, :] == t_cell[:, None])
+        newer_there = _same_cell_rank(t_live, t_cell, torps.born, newer=True)
+        hit = _claims(on_cell, ~en.sub, en.born, newer_there, oldest=True)
+        got = t_live & hit.any(1)
+        alive = alive & ~hit.any(0)
+        t_live = t_live & ~got
+        reward = got.sum(dtype=i64)
 
         # divers: picked up where on the submarine (before or after their move), newest
         # first while fewer than six are on board; the others move when due
@@ -380,7 +405,7 @@ class Seaquest(Environment):
         at_sub = divers.alive & (divers.x == sx) & (divers.y == sy)
         met = divers.alive & ~at_sub & due & _on_grid(d_x) & (d_x == sx) & (divers.y == sy)
         reach = at_sub | met
-        newer = reach.to(i64).flip(0).cumsum(0).flip(0) - reach.to(i64)
+        newer = (reach[None, :] & (divers.born[None, :] > divers.born[:, None])).sum(1)
         picked = reach & (s.diver_count + newer < MAX_DIVERS)
         diver_count = s.diver_count + picked.sum(dtype=i64)
         moving = divers.alive & ~picked & due
@@ -390,72 +415,53 @@ class Seaquest(Environment):
             timer=torch.where(moving, _DIVER_MOVE_INTERVAL, divers.timer - 1),
         )
 
-        def enemies_move(
-            e: SeaquestEntities, alive: torch.Tensor, live: torch.Tensor
-        ) -> tuple[SeaquestEntities, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-            """Fish or enemy submarines, newest first: one on the submarine terminates;
-            due ones move (off the grid they vanish; onto the submarine, terminate; onto
-            a torpedo, both vanish: the oldest torpedo there goes, and a torpedo that
-            two reach goes to the newer).  ``(moved, alive before the move, terminated,
-            torpedoes left, hits)``."""
-            hit_before = (alive & (e.x == sx) & (e.y == sy)).any()
-            due = alive & (e.timer == 0)
-            x = torch.where(due, e.x + _heading(e.right), e.x)
-            gone = due & ~_on_grid(x)
-            crash = due & ~gone & (x == sx) & (e.y == sy)
-            can_hit = due & ~gone & ~crash
-            taken = torch.zeros_like(alive)
-            left = []
-            for b in range(TORPEDO_SLOTS):
-                there = can_hit & ~taken & live[b] & (x == t_x[b]) & (e.y == torps.y[b])
-                taken = taken | _last(there)
-                left.append(live[b] & ~there.any())
-            moved = e.replace(
-                alive=alive & ~gone & ~taken,
-                x=x,
-                timer=torch.where(due, s.move_speed, e.timer - 1),
-            )
-            terminated = hit_before | crash.any()
-            return moved, alive, terminated, torch.stack(left), taken.sum(dtype=i64)
-
-        subs, subs_before, sub_hit, t_live, sub_kills = enemies_move(subs, subs_alive, t_live)
-        # every enemy submarine that was there fires when due, the newest first (those
-        # that left the grid too, but their bullets would leave it at once: not placed)
-        firing = subs_before & (subs.shot == 0)
-        subs = subs.replace(shot=torch.where(firing, _ENEMY_SHOT_INTERVAL, subs.shot - 1))
-        firing = firing & _on_grid(subs.x)
-        bullets = s.e_bullets
-        rank = firing.to(i64).flip(0).cumsum(0).flip(0) - 1
-        dest = bullets.alive.sum(dtype=i64) + rank
-        slots = torch.arange(BULLET_SLOTS, device=sx.device)
-        onehot = firing[None, :] & (dest[None, :] == slots[:, None])  # [bullets, subs]
-        fired = onehot.any(1)
-
-        def from_subs(v: torch.Tensor) -> torch.Tensor:
-            return (onehot.to(i64) * v.to(i64)[None, :]).sum(1)
-
-        b_right = torch.where(fired, from_subs(subs.right) > 0, bullets.right)
-        b_x0 = torch.where(fired, from_subs(subs.x), bullets.x)
-        b_y = torch.where(fired, from_subs(subs.y), bullets.y)
-        b_alive = bullets.alive | fired
+        # enemies (enemy submarines, then fish): one on the submarine terminates; due
+        # ones move (off the grid they vanish; onto the submarine, terminate; onto a
+        # torpedo, both vanish, the oldest torpedo there and the newest of the enemies)
+        due = en.timer == 0
+        x = torch.where(alive & due, en.x + _heading(en.right), en.x)
+        gone = alive & due & ~_on_grid(x)
+        crash = alive & due & ~gone & (x == sx) & (en.y == sy)
+        terminated = (alive & (en.x == sx) & (en.y == sy)).any() | crash.any()
+        can_hit = alive & due & ~gone & ~crash
+        # an enemy that moves onto torpedoes removes one: enemy submarines (newest
+        # first) go before fish (newest first), each taking the oldest torpedo left
+        moved_cell = en.y * GRID + x
+        meets = t_live[:, None] & can_hit[None, :] & (moved_cell[None, :] == t_cell[:, None])
+        older_there = _same_cell_rank(t_live, t_cell, torps.born, newer=False)
+        hit = _claims(meets, en.sub, en.born, older_there, oldest=False)
+        taken = hit.any(0)
+        t_live = t_live & ~hit.any(1)
+        reward = reward + taken.sum(dtype=i64)
+        # every enemy submarine that was there fires when due, into its bullet slot
+        # (those that left the grid too, but their bullets would leave it at once)
+        firing = alive & en.sub & (en.shot == 0)
+        shot = torch.where(firing, _ENEMY_SHOT_INTERVAL, en.shot - (alive & en.sub).to(i64))
+        enemies = en.replace(
+            alive=alive & ~gone & ~taken,
+            x=x,
+            timer=torch.where(alive & due, s.move_speed, en.timer - alive.to(i64)),
+            shot=shot,
+        )
+        firing = firing & _on_grid(x)
+        b = s.e_bullets
+        b_x0 = torch.where(firing, x, b.x)
+        b_y = torch.where(firing, en.y, b.y)
+        b_right = torch.where(firing, en.right, b.right)
+        b_alive = b.alive | firing
         # enemy bullets: one on the submarine, before or after its move, terminates
         b_x = b_x0 + _heading(b_right)
-        bullet_hit = (b_alive & (b_x0 == sx) & (b_y == sy)).any()
+        terminated = terminated | (b_alive & (b_x0 == sx) & (b_y == sy)).any()
         b_alive = b_alive & _on_grid(b_x)
-        bullet_hit = bullet_hit | (b_alive & (b_x == sx) & (b_y == sy)).any()
-        bullets = SeaquestEntities(
-            alive=b_alive, x=b_x, y=b_y, right=b_right, timer=bullets.timer, shot=bullets.shot
-        )
-
-        fish, _, fish_hit, t_live, fish_kills = enemies_move(fish, fish_alive, t_live)
-        reward = reward + sub_kills + fish_kills
+        terminated = terminated | (b_alive & (b_x == sx) & (b_y == sy)).any()
+        bullets = b.replace(alive=b_alive, x=b_x, y=b_y, right=b_right)
         torps = torps.replace(alive=t_live, x=t_x)
 
         # timers, oxygen and the surface
         e_spawn_timer = e_spawn_timer - (e_spawn_timer > 0).to(i64)
         d_spawn_timer = d_spawn_timer - (d_spawn_timer > 0).to(i64)
         shot_timer = shot_timer - (shot_timer > 0).to(i64)
-        terminated = sub_hit | bullet_hit | fish_hit | (s.oxygen <= 0)
+        terminated = terminated | (s.oxygen <= 0)
         below = sy > 0
         arriving = ~below & ~s.surface
         terminated = terminated | (arriving & (diver_count == 0))
@@ -483,11 +489,11 @@ class Seaquest(Environment):
             ramp_index=s.ramp_index + ramp.to(i64),
             shot_timer=shot_timer,
             surface=surface,
-            f_bullets=_pack(torps),
-            e_bullets=_pack(bullets),
-            e_fish=_pack(fish),
-            e_subs=_pack(subs),
-            divers=_pack(divers),
+            f_bullets=torps,
+            e_bullets=bullets,
+            enemies=enemies,
+            divers=divers,
+            births=births,
             last_action=a,
             time=s.time + 1,
         )
@@ -496,39 +502,44 @@ class Seaquest(Environment):
 
     @staticmethod
     def _obs(state: SeaquestState) -> torch.Tensor:
-        """``[10, 10, 10]`` float32 (minatar's ``state()``): each plane marks the flat
-        cells (``row * 10 + column``) of a list's live entities."""
+        """``[10, 10, 10]`` float32 (minatar's ``state()``): every mark is one flat index
+        ``(row * 10 + column) * 10 + channel`` (index 1000 where there is none), and one
+        scatter writes them all."""
         s = state
         dev = s.sub_x.device
-        cells = torch.arange(GRID * GRID, dtype=torch.int64, device=dev)
-        row, col = cells // GRID, cells % GRID
+        none = GRID * GRID * CHANNELS
 
-        def marks(alive: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-            flat = torch.where(alive, y * GRID + x, -1)
-            return (cells[:, None] == flat[None, :]).any(1)
-
-        def trail(e: SeaquestEntities) -> torch.Tensor:
-            back = e.x - _heading(e.right)  # off the grid: no mark (minatar checks)
-            return marks(e.alive & _on_grid(back), back, e.y)
+        def at(
+            show: torch.Tensor, x: torch.Tensor, y: torch.Tensor | int, ch: torch.Tensor | int
+        ) -> torch.Tensor:
+            return torch.where(show, (y * GRID + x) * CHANNELS + ch, none).reshape(-1)
 
         # the submarine's back: a column off the grid wraps round (numpy's index -1);
         # minatar's turns keep it on the grid
         back = (s.sub_x - _heading(s.sub_or)) % GRID
+        yes = torch.ones((), dtype=torch.bool, device=dev)
+        en, dv = s.enemies, s.divers
+        trail = torch.cat([en.x - _heading(en.right), dv.x - _heading(dv.right)])
+        trail_y = torch.cat([en.y, dv.y])
+        trail_on = torch.cat([en.alive, dv.alive]) & _on_grid(trail)
+        cols = torch.arange(GRID, dtype=torch.int64, device=dev)
         oxygen_cells = torch.div(s.oxygen.clamp(min=0) * 10, MAX_OXYGEN, rounding_mode="floor")
-        bottom = row == GRID - 1
-        planes = (
-            cells == s.sub_y * GRID + s.sub_x,
-            cells == s.sub_y * GRID + back,
-            marks(s.f_bullets.alive, s.f_bullets.x, s.f_bullets.y),
-            trail(s.e_fish) | trail(s.e_subs) | trail(s.divers),
-            marks(s.e_bullets.alive, s.e_bullets.x, s.e_bullets.y),
-            marks(s.e_fish.alive, s.e_fish.x, s.e_fish.y),
-            marks(s.e_subs.alive, s.e_subs.x, s.e_subs.y),
-            bottom & (col < oxygen_cells),
-            bottom & (col >= GRID - 1 - s.diver_count) & (col < GRID - 1),
-            marks(s.divers.alive, s.divers.x, s.divers.y),
+        divers_on_board = (cols >= GRID - 1 - s.diver_count) & (cols < GRID - 1)
+        idx = torch.cat(
+            [
+                at(yes, s.sub_x, s.sub_y, 0),
+                at(yes, back, s.sub_y, 1),
+                at(s.f_bullets.alive, s.f_bullets.x, s.f_bullets.y, 2),
+                at(trail_on, trail, trail_y, 3),
+                at(s.e_bullets.alive, s.e_bullets.x, s.e_bullets.y, 4),
+                at(en.alive, en.x, en.y, torch.where(en.sub, 6, 5)),
+                at(cols < oxygen_cells, cols, GRID - 1, 7),
+                at(divers_on_board, cols, GRID - 1, 8),
+                at(dv.alive, dv.x, dv.y, 9),
+            ]
         )
-        return torch.stack(planes, -1).reshape(GRID, GRID, CHANNELS).to(torch.float32)
+        flat = torch.zeros(none + 1, dtype=torch.float32, device=dev).scatter(0, idx, 1.0)
+        return flat[:none].reshape(GRID, GRID, CHANNELS)
 
     def observation_space(self, params: SeaquestParams) -> Box:
         """``Box(0, 1, (10, 10, 10), float32)``; every entry is 0 or 1."""
