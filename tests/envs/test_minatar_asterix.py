@@ -263,9 +263,3 @@ def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:
     got = funrl_compile(venv.step, fullgraph=True)(key, state, action, p)
     assert_trees_close(got, eager, rtol=0, atol=0, what="compile")
     assert float(eager[2][0]) == 1.0 and bool(eager[3][1])  # gold picked up, enemy met
-
-
-@pytest.mark.parametrize("algo", ["ppo", "dqn"])
-def test_algorithms_take_asterix(algo, updates_finitely) -> None:
-    """PPO and DQN build MinAtar's CNN for Asterix' [10, 10, 4] frames and update."""
-    updates_finitely(algo, "MinAtar-Asterix-v1")

@@ -187,9 +187,3 @@ def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:
     got = funrl_compile(venv.step, fullgraph=True)(key, state, action, p)
     assert_trees_close(got, eager, rtol=0, atol=0, what="compile")
     assert eager[2].sum() >= 1 and eager[3].any()  # a crossing and a terminal step
-
-
-@pytest.mark.parametrize("algo", ["ppo", "dqn"])
-def test_algorithms_take_freeway(algo, updates_finitely) -> None:
-    """PPO and DQN build MinAtar's CNN for Freeway's [10, 10, 7] frames and update."""
-    updates_finitely(algo, "MinAtar-Freeway-v1")

@@ -494,9 +494,3 @@ def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:
     assert_trees_close(vmapped, eager, rtol=0, atol=0, what="vmap")
     got = funrl_compile(venv.step, fullgraph=True)(key, state, action, p)
     assert_trees_close(got, eager, rtol=0, atol=0, what="compile")
-
-
-@pytest.mark.parametrize("algo", ["ppo", "dqn"])
-def test_algorithms_take_seaquest(algo, updates_finitely) -> None:
-    """PPO and DQN build MinAtar's CNN for Seaquest's [10, 10, 10] frames and update."""
-    updates_finitely(algo, "MinAtar-Seaquest-v1")

@@ -253,9 +253,3 @@ def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:
     got = funrl_compile(venv.step, fullgraph=True)(key, state, action, p)
     assert_trees_close(got, eager, rtol=0, atol=0, what="compile")
     assert eager[2].sum() >= 1 and eager[3].any()  # an alien shot and a terminal step
-
-
-@pytest.mark.parametrize("algo", ["ppo", "dqn"])
-def test_algorithms_take_space_invaders(algo, updates_finitely) -> None:
-    """PPO and DQN build MinAtar's CNN for SpaceInvaders' [10, 10, 6] frames and update."""
-    updates_finitely(algo, "MinAtar-SpaceInvaders-v1")
