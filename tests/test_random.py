@@ -1,4 +1,5 @@
 import math
+import unittest.mock
 
 import pytest
 import torch
@@ -506,3 +507,45 @@ def test_eager_host_hash_steps_aside_for_tracers_and_other_tensors():
     with torch._subclasses.FakeTensorMode():
         assert R._host_threefry((_i32(2),) * 4) is None
     assert R._host_threefry((_i32(2, 2).to("meta"),) * 4) is None
+
+
+def test_eager_python_hash_equals_the_array_paths():
+    # small eager hashes run in Python ints; _PY_BLOCKS = 0 forces the numpy/tensor path
+    g = torch.Generator().manual_seed(11)
+    cases = []
+    for batch in [(), (1,), (3,), (2, 3), (24,)]:
+        k = torch.randint(0, 2**32, (*batch, 2), dtype=torch.int64, generator=g)
+        k[..., 0] |= 1 << 31  # high words with the sign bit of int32 set
+        cases.append(k)
+
+    def draw(k):
+        out = []
+        for num in (1, 2, 3, 8):
+            out.append(R.split(k, num))
+            out.extend(R._split_keys(k, num))
+        for shape in [(), (1,), (3,), (2, 3), (5, 1)]:
+            out += [R.bits(k, shape), R.uniform(k, shape), R.normal(k, shape, torch.float64)]
+        return out
+
+    for k in cases:
+        fast = draw(k)
+        with unittest.mock.patch.object(R, "_PY_BLOCKS", 0):
+            slow = draw(k)
+        for a, b in zip(fast, slow, strict=True):
+            assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+            assert a.stride() == b.stride()
+
+
+def test_eager_python_hash_applies_only_where_it_should():
+    k = R.key(5)
+    assert R._py_hash(k, 1, 3) is not None
+    assert R._py_hash(k, 1, R._PY_BLOCKS + 1) is None  # larger blocks: numpy
+    assert R._py_hash(R.split(k, 30), 1, 1) is None
+    assert R._py_hash(k.to("meta"), 1, 2) is None
+    with torch._subclasses.FakeTensorMode():
+        assert R._py_hash(torch.zeros(2, dtype=torch.int64), 1, 2) is None
+    seen = []
+    torch.vmap(lambda kk: seen.append(R._py_hash(kk, 1, 2)) or kk)(R.split(k, 3))
+    assert seen == [None]  # vmapped keys are wrapped: the array path handles levels
+    gm = torch.fx.experimental.proxy_tensor.make_fx(lambda kk: R.split(kk, 2))(k)
+    assert torch.equal(gm(R.key(9)), R.split(R.key(9), 2))  # traced, not baked in
