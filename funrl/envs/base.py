@@ -182,6 +182,14 @@ class Environment:
     """
 
     name: str = "Environment"
+    #: Set True where ``step_env`` also runs on a batch as it stands: keys ``[n, 2]``,
+    #: every state leaf and the action with a leading ``n``, unbatched ``params``, giving
+    #: ``vmap(step_env, in_dims=(0, 0, 0, None))``'s outputs bit for bit (elementwise
+    #: ops, ``stack(..., dim=-1)``, ``x[..., i]``, keyed draws with the given key).  An
+    #: eager ``VecEnv`` then steps its members in one call instead of through ``vmap``,
+    #: whose eager cost is ~5x a classic-control step (``tests/envs/test_batched_step.py``
+    #: checks every env that sets it).
+    step_env_batched: bool = False
 
     # ---- to implement ---------------------------------------------------------------
     def default_params(self) -> Any:

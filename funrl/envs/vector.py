@@ -91,6 +91,16 @@ def _to_device(params: Any, device: torch.device) -> Any:
     return tree.map(move, params)
 
 
+def _declares_batched_step(env: Environment) -> bool:
+    """Whether ``env.step_env`` batches as it stands: the class that defines ``step_env``
+    sets :attr:`Environment.step_env_batched` itself (a subclass overriding ``step_env``
+    does not inherit the promise)."""
+    for cls in type(env).__mro__:
+        if "step_env" in cls.__dict__:
+            return bool(cls.__dict__.get("step_env_batched", False))
+    return False
+
+
 def _check_single_key(key: Any, where: str) -> None:
     R.check_key(key)
     if key.ndim != 1:
@@ -150,6 +160,7 @@ class VecEnv(Environment):
             maps.append(inner.env_action)  # type: ignore[attr-defined]
             inner = inner.env  # type: ignore[attr-defined]
         self._lazy_reset_env = (maps, inner) if type(inner).step is Environment.step else None
+        self._batched_step = _declares_batched_step(inner)
         self._lazy_reset_exact: dict[tuple[Any, ...], bool] = {}
         env.static_action_space()  # built eagerly, before a step is traced
 
@@ -277,9 +288,18 @@ class VecEnv(Environment):
         # Environment.step's key split for every member at once (the hash is row-wise:
         # the same keys as splitting each member's key under vmap, without vmap's cost)
         key_step, key_reset = R._split_keys(keys, 2)
-        obs_st, state_st, reward, terminated, truncated, info = vmap(
-            member_step, in_dims=(0, 0, 0, pdim)
-        )(key_step, state, action, params)
+        if self._batched_step and pdim is None:  # one call for every member (no vmap)
+            for env_action in maps:
+                action = env_action(action)
+            space = env.static_action_space()
+            if space is not None:
+                validate_action(
+                    space, action, f"{env.name}.step", batch_shape=(self.num_envs,), values=False
+                )
+            stepped = env.step_env(key_step, state, action, params)
+        else:
+            stepped = vmap(member_step, in_dims=(0, 0, 0, pdim))(key_step, state, action, params)
+        obs_st, state_st, reward, terminated, truncated, info = stepped
         done = terminated | truncated
         obs, new_state = obs_st.clone(), state_st  # obs: not final_observation's storage
         if sig not in exact or bool(done.any()):

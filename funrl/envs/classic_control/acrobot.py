@@ -164,6 +164,7 @@ class Acrobot(Environment):
     """
 
     name = "Acrobot-v1"
+    step_env_batched = True  # elementwise: a VecEnv steps every member in one call
 
     def __init__(
         self,
@@ -238,7 +239,7 @@ class Acrobot(Environment):
     def _obs(s: AcrobotState) -> torch.Tensor:
         t1, t2 = s.theta1, s.theta2
         obs = [torch.cos(t1), torch.sin(t1), torch.cos(t2), torch.sin(t2), s.dtheta1, s.dtheta2]
-        return torch.stack(obs).to(torch.float32)
+        return torch.stack(obs, dim=-1).to(torch.float32)
 
     def observation_space(self, params: AcrobotParams) -> Box:
         """Box with high ``[1, 1, 1, 1, max_vel_1, max_vel_2]`` (unbatched params)."""

@@ -88,6 +88,7 @@ class CartPole(Environment):
     """
 
     name = "CartPole-v1"
+    step_env_batched = True  # elementwise: a VecEnv steps every member in one call
 
     def __init__(
         self, dtype: torch.dtype = torch.float32, sutton_barto_reward: bool = False
@@ -159,7 +160,9 @@ class CartPole(Environment):
 
     @staticmethod
     def _obs(state: CartPoleState) -> torch.Tensor:
-        return torch.stack([state.x, state.x_dot, state.theta, state.theta_dot]).to(torch.float32)
+        return torch.stack([state.x, state.x_dot, state.theta, state.theta_dot], dim=-1).to(
+            torch.float32
+        )
 
     def observation_space(self, params: CartPoleParams) -> Box:
         """Box with high ``[2 x_threshold, inf, 2 theta_threshold, inf]`` (unbatched params)."""

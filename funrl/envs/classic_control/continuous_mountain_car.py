@@ -85,6 +85,7 @@ class MountainCarContinuous(Environment):
     """
 
     name = "MountainCarContinuous-v0"
+    step_env_batched = True  # elementwise: a VecEnv steps every member in one call
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
         if not dtype.is_floating_point:
@@ -127,7 +128,7 @@ class MountainCarContinuous(Environment):
         """One step; ``action`` is a float tensor of shape ``[1]`` (clipped to the bounds)."""
         p = params
         pos = state.position
-        a = action[0].to(pos.dtype)
+        a = action[..., 0].to(pos.dtype)
         force = _clip(a, p.min_action, p.max_action)
         vel = state.velocity + (force * p.power - p.gravity * torch.cos(3 * pos))
         vel = _clip(vel, -p.max_speed, p.max_speed)
@@ -155,4 +156,4 @@ class MountainCarContinuous(Environment):
 
 
 def _obs(state: MountainCarContinuousState) -> torch.Tensor:
-    return torch.stack([state.position, state.velocity]).to(torch.float32)
+    return torch.stack([state.position, state.velocity], dim=-1).to(torch.float32)

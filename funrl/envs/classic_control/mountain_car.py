@@ -76,6 +76,7 @@ class MountainCar(Environment):
     """
 
     name = "MountainCar-v0"
+    step_env_batched = True  # elementwise: a VecEnv steps every member in one call
 
     def __init__(self, dtype: torch.dtype = torch.float32) -> None:
         if not dtype.is_floating_point:
@@ -141,4 +142,4 @@ class MountainCar(Environment):
 
 
 def _obs(state: MountainCarState) -> torch.Tensor:
-    return torch.stack([state.position, state.velocity]).to(torch.float32)
+    return torch.stack([state.position, state.velocity], dim=-1).to(torch.float32)

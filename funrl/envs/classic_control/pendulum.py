@@ -88,6 +88,7 @@ class Pendulum(Environment):
     """
 
     name = "Pendulum-v1"
+    step_env_batched = True  # elementwise: a VecEnv steps every member in one call
 
     def __init__(self, dtype: torch.dtype = torch.float32, g: float = 10.0) -> None:
         if not dtype.is_floating_point:
@@ -129,7 +130,7 @@ class Pendulum(Environment):
         # (a float32 action times a Python float stays float32), then promoted.
         a_dtype = action.dtype
         max_torque = p.max_torque.to(a_dtype)
-        u = torch.minimum(torch.maximum(action[0], -max_torque), max_torque)
+        u = torch.minimum(torch.maximum(action[..., 0], -max_torque), max_torque)
         u_cost = 0.001 * (u**2)
         u_acc = (3.0 / (p.m * p.l**2)).to(a_dtype) * u
         costs = angle_normalize(th) ** 2 + 0.1 * thdot**2 + u_cost
@@ -157,4 +158,4 @@ class Pendulum(Environment):
 
 def _obs(state: PendulumState) -> torch.Tensor:
     th = state.theta
-    return torch.stack([torch.cos(th), torch.sin(th), state.theta_dot]).to(torch.float32)
+    return torch.stack([torch.cos(th), torch.sin(th), state.theta_dot], dim=-1).to(torch.float32)
