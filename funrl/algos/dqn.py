@@ -44,7 +44,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from funrl import buffers, losses, optim, tree
+from funrl import autodiff, buffers, losses, optim, tree
 from funrl import nn as fnn
 from funrl import random as R
 from funrl.algos import common, offpolicy
@@ -343,7 +343,7 @@ def make(
     def learn_step(
         state: TrainState, batch: dict[str, torch.Tensor], keys: list, hp: Any, variant: Any
     ) -> offpolicy.Step:
-        grad_fn = torch.func.grad_and_value(
+        grad_fn = autodiff.grad_and_value(
             lambda p: loss_fn(nets, config, p, state.target_params, batch, hp), has_aux=True
         )
         grads, (loss, aux) = grad_fn(state.params)

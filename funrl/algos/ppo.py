@@ -42,7 +42,7 @@ from typing import Any, NamedTuple, cast
 
 import torch
 
-from funrl import collectors, losses, optim, returns, tree
+from funrl import autodiff, collectors, losses, optim, returns, tree
 from funrl import distributions as D
 from funrl import nn as fnn
 from funrl import random as R
@@ -570,7 +570,7 @@ def make(
         state: TrainState, batch: Batch, hp: Any
     ) -> tuple[TrainState, Batch, dict[str, torch.Tensor]]:
         minibatch, m_adv = minibatch_of(state, batch, hp)
-        grad_fn = torch.func.grad(lambda p: loss_fn(nets, config, p, minibatch, hp), has_aux=True)
+        grad_fn = autodiff.grad(lambda p: loss_fn(nets, config, p, minibatch, hp), has_aux=True)
         grads, metrics = grad_fn(state.params)
         updates, opt_state = opt.update(grads, state.opt_state, state.params)
         params = optim.apply_updates(state.params, updates)

@@ -53,8 +53,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from funrl import autodiff, losses, optim, tree
 from funrl import distributions as D
-from funrl import losses, optim, tree
 from funrl import nn as fnn
 from funrl import random as R
 from funrl.algos import common, offpolicy
@@ -430,7 +430,7 @@ def make(
         k_next, k_pi = keys
         p = state.params
         alpha = torch.exp(p["log_alpha"]).detach() if config.autotune else hp.alpha
-        grad = lambda f, x: torch.func.grad_and_value(f, has_aux=True)(x)  # noqa: E731
+        grad = lambda f, x: autodiff.grad_and_value(f, has_aux=True)(x)  # noqa: E731
         g, (c_loss, m_critic) = grad(
             lambda cp: critic_loss_fn(
                 nets, config, cp, p, state.target_params, b, k_next, hp, alpha

@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from funrl import losses, optim, tree
+from funrl import autodiff, losses, optim, tree
 from funrl import nn as fnn
 from funrl import random as R
 from funrl.algos import common, offpolicy
@@ -394,7 +394,7 @@ def make(
         """One critic step; the actor/target step ``"always"``, ``"never"`` or ``"masked"``."""
         (key,) = keys
         p = state.params
-        grad = lambda f, x: torch.func.grad_and_value(f, has_aux=True)(x)  # noqa: E731
+        grad = lambda f, x: autodiff.grad_and_value(f, has_aux=True)(x)  # noqa: E731
         g, (c_loss, m_critic) = grad(
             lambda cp: critic_loss_fn(nets, config, cp, p, state.target_params, b, key, hp),
             p["critic"],
