@@ -1,6 +1,7 @@
 import math
 import unittest.mock
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given
@@ -510,10 +511,10 @@ def test_eager_host_hash_steps_aside_for_tracers_and_other_tensors():
 
 
 def test_eager_python_hash_equals_the_array_paths():
-    # small eager hashes run in Python ints; _PY_BLOCKS = 0 forces the numpy/tensor path
+    # small eager hashes run on big Python ints; _PY_BLOCKS = 0 forces the numpy/tensor path
     g = torch.Generator().manual_seed(11)
     cases = []
-    for batch in [(), (1,), (3,), (2, 3), (24,)]:
+    for batch in [(), (1,), (3,), (2, 3), (24,), (200,)]:
         k = torch.randint(0, 2**32, (*batch, 2), dtype=torch.int64, generator=g)
         k[..., 0] |= 1 << 31  # high words with the sign bit of int32 set
         cases.append(k)
@@ -540,7 +541,8 @@ def test_eager_python_hash_applies_only_where_it_should():
     k = R.key(5)
     assert R._py_hash(k, 1, 3) is not None
     assert R._py_hash(k, 1, R._PY_BLOCKS + 1) is None  # larger blocks: numpy
-    assert R._py_hash(R.split(k, 30), 1, 1) is None
+    assert R._py_hash(R.split(k, 30), 1, 1) is not None
+    assert R._py_hash(R.split(k, R._PY_BLOCKS + 1), 1, 1) is None
     assert R._py_hash(k.to("meta"), 1, 2) is None
     with torch._subclasses.FakeTensorMode():
         assert R._py_hash(torch.zeros(2, dtype=torch.int64), 1, 2) is None
@@ -549,3 +551,14 @@ def test_eager_python_hash_applies_only_where_it_should():
     assert seen == [None]  # vmapped keys are wrapped: the array path handles levels
     gm = torch.fx.experimental.proxy_tensor.make_fx(lambda kk: R.split(kk, 2))(k)
     assert torch.equal(gm(R.key(9)), R.split(R.key(9), 2))  # traced, not baked in
+
+
+@pytest.mark.parametrize("n", [1, 2, 63, 1024])
+def test_swar_rounds_equal_the_tensor_rounds(n):
+    # every lane an independent block: carries and shifted-out bits stay in their lane
+    ins = tuple(_i32(n, seed=s) for s in range(4))
+    ins = (*ins[:3], torch.full((n,), -1, dtype=torch.int32))  # all-ones words: max carries
+    want = R._threefry_rounds(*ins)
+    got = R._swar_rounds(*(t.numpy().view(np.uint32) for t in ins))
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == np.uint32 and torch.equal(torch.from_numpy(g.view(np.int32)), w)
