@@ -20,6 +20,7 @@ from funrl.envs.classic_control import (
     Pendulum,
 )
 from funrl.envs.spaces import Box, Discrete
+from funrl.envs.wrappers import ClipAction, RescaleAction
 from funrl.envs.vector import VecEnv, _declares_batched_step
 
 ENVS = {
@@ -92,10 +93,19 @@ def test_batched_step_env_equals_its_vmap(name):
         assert bool(terminated.any()) and bool((~terminated).any())
 
 
-@pytest.mark.parametrize("name", ["cartpole", "acrobot-nips-noise", "pendulum-f64"])
+WRAPPED = {
+    **ENVS,
+    "pendulum-rescaled-clipped": lambda: RescaleAction(ClipAction(Pendulum()), -0.5, 2.0),
+}
+
+
+@pytest.mark.parametrize(
+    "name", ["cartpole", "acrobot-nips-noise", "pendulum-f64", "pendulum-rescaled-clipped"]
+)
 def test_eager_vecenv_skips_vmap_and_steps_as_before(name):
     def run(fast):
-        venv = VecEnv(ENVS[name](), 8)
+        venv = VecEnv(WRAPPED[name](), 8)
+        assert venv._batched_step  # the action-only wrappers keep the fast path
         venv._batched_step = fast
         params = venv.default_params()
         obs, state = venv.reset(R.key(1), params)
