@@ -20,8 +20,8 @@ from funrl.envs.classic_control import (
     Pendulum,
 )
 from funrl.envs.spaces import Box, Discrete
-from funrl.envs.wrappers import ClipAction, RescaleAction
 from funrl.envs.vector import VecEnv, _declares_batched_step
+from funrl.envs.wrappers import ClipAction, RescaleAction
 
 ENVS = {
     "cartpole": lambda: CartPole(),
@@ -95,7 +95,7 @@ def test_batched_step_env_equals_its_vmap(name):
 
 WRAPPED = {
     **ENVS,
-    "pendulum-rescaled-clipped": lambda: RescaleAction(ClipAction(Pendulum()), -0.5, 2.0),
+    "pendulum-rescaled-clipped": lambda: ClipAction(RescaleAction(Pendulum(), -0.5, 2.0)),
 }
 
 
