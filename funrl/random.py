@@ -314,7 +314,10 @@ def _py_hash(k: torch.Tensor, domain: int, count: int) -> tuple[np.ndarray, np.n
         or not _plain_cpu(k)
     ):
         return None
-    kk = k.reshape(-1, 2).numpy().astype(np.uint64) & np.uint64(_MASK)
+    rows = k.reshape(-1, 2)
+    if not _plain_cpu(rows):  # under torch.func.grad even a plain key's view is wrapped
+        return None
+    kk = rows.numpy().astype(np.uint64) & np.uint64(_MASK)
     b = kk.shape[0]
     n = b * count
     _, one = _lanes(n)

@@ -552,6 +552,13 @@ def test_eager_python_hash_applies_only_where_it_should():
     gm = torch.fx.experimental.proxy_tensor.make_fx(lambda kk: R.split(kk, 2))(k)
     assert torch.equal(gm(R.key(9)), R.split(R.key(9), 2))  # traced, not baked in
 
+    def inside_grad(x):  # a plain key's views are wrapped under torch.func.grad
+        seen.append(R._py_hash(k, 1, 2))
+        return (x * R.normal(k, (3,))).sum()
+
+    g = torch.func.grad(inside_grad)(torch.ones(3))
+    assert seen[-1] is None and torch.equal(g, R.normal(k, (3,)))
+
 
 @pytest.mark.parametrize("n", [1, 2, 63, 1024])
 def test_swar_rounds_equal_the_tensor_rounds(n):
