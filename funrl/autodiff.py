@@ -37,25 +37,22 @@ __all__ = ["grad", "grad_and_value"]
 _F = torch._C._functorch
 
 
-def _plain(params: Any) -> list[torch.Tensor] | None:
-    """The leaves of ``params`` where the autograd route applies, else ``None``."""
+def _plain(params: Any) -> bool:
+    """Whether the autograd route applies to ``params`` (see the module docstring)."""
     if (
         torch.compiler.is_compiling()
         or _F.peek_interpreter_stack() is not None
         or torch._C._len_torch_dispatch_stack()
         or torch.is_inference_mode_enabled()
     ):
-        return None
-    leaves = tree.leaves(params)
-    for x in leaves:
-        if (
-            type(x) is not torch.Tensor
-            or not x.dtype.is_floating_point
-            or _F.is_functorch_wrapped_tensor(x)
-            or x.is_inference()
-        ):
-            return None
-    return leaves
+        return False
+    return all(
+        type(x) is torch.Tensor
+        and x.dtype.is_floating_point
+        and not _F.is_functorch_wrapped_tensor(x)
+        and not x.is_inference()
+        for x in tree.leaves(params)
+    )
 
 
 def _detach(x: Any) -> Any:
@@ -98,12 +95,9 @@ def grad_and_value(f: Callable[..., Any], has_aux: bool = False) -> Callable[...
     ``(grads, loss)``, or ``(grads, (loss, aux))`` with ``has_aux``."""
 
     def run(params: Any, *args: Any) -> tuple[Any, Any]:
-        if _plain(params) is None:
+        if not _plain(params):
             return torch.func.grad_and_value(f, has_aux=has_aux)(params, *args)  # type: ignore[no-any-return]
-        grads, out = _autograd(f, params, args, has_aux)
-        if has_aux:
-            return grads, (out[0], out[1])
-        return grads, out
+        return _autograd(f, params, args, has_aux)
 
     return run
 
@@ -111,11 +105,10 @@ def grad_and_value(f: Callable[..., Any], has_aux: bool = False) -> Callable[...
 def grad(f: Callable[..., Any], has_aux: bool = False) -> Callable[..., Any]:
     """``torch.func.grad(f, has_aux=has_aux)`` (first argument only): returns ``grads``, or
     ``(grads, aux)`` with ``has_aux``."""
+    grad_value = grad_and_value(f, has_aux)
 
     def run(params: Any, *args: Any) -> Any:
-        if _plain(params) is None:
-            return torch.func.grad(f, has_aux=has_aux)(params, *args)
-        grads, out = _autograd(f, params, args, has_aux)
+        grads, out = grad_value(params, *args)
         return (grads, out[1]) if has_aux else grads
 
     return run

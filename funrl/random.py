@@ -299,9 +299,9 @@ def _swar_rounds(
 
 def _py_hash(k: torch.Tensor, domain: int, count: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Eagerly, for a plain CPU key batch of at most :data:`_PY_BLOCKS` blocks: the hash of
-    counters ``(domain, 0..count-1)`` under each key as two uint64 arrays ``[keys, count]``
-    (keys in row-major order), values in ``[0, 2**32)``; ``None`` where it does not apply
-    (see :func:`_host_threefry`: traced, compiled, wrapped, other devices, larger batches).
+    counters ``(domain, 0..count-1)`` under each key as two uint32 arrays ``[keys, count]``
+    (keys in row-major order); ``None`` where it does not apply (see
+    :func:`_host_threefry`: traced, compiled, wrapped, other devices, larger batches).
 
     The bits are the tensor rounds' (wrapping modulo ``2**32``; a key word outside
     ``[0, 2**32)`` counts by its low 32 bits, as in int32), at a fraction of the eager
@@ -311,20 +311,28 @@ def _py_hash(k: torch.Tensor, domain: int, count: int) -> tuple[np.ndarray, np.n
         not 0 < k.numel() // 2 * count <= _PY_BLOCKS
         or torch.compiler.is_compiling()
         or torch._C._len_torch_dispatch_stack()
-        or not _plain_cpu(k)
     ):
         return None
     rows = k.reshape(-1, 2)
     if not _plain_cpu(rows):  # under torch.func.grad even a plain key's view is wrapped
         return None
-    kk = rows.numpy().astype(np.uint64) & np.uint64(_MASK)
-    b = kk.shape[0]
-    n = b * count
-    _, one = _lanes(n)
-    ctr = np.tile(np.arange(count, dtype=np.uint64), b)
-    y0, y1 = _swar_threefry(_pack(np.repeat(kk[:, 0], count)),
-                            _pack(np.repeat(kk[:, 1], count)), domain * one, _pack(ctr), n)  # fmt: skip
-    return _unpack(y0, n).reshape(b, count), _unpack(y1, n).reshape(b, count)
+    kk = rows.numpy().astype(np.uint32)  # the low 32 bits of each word
+    shape = (kk.shape[0], count)
+    return _swar_rounds(
+        np.broadcast_to(kk[:, :1], shape),
+        np.broadcast_to(kk[:, 1:], shape),
+        np.full(shape, domain, dtype=np.uint32),
+        np.broadcast_to(np.arange(count, dtype=np.uint32), shape),
+    )
+
+
+def _py_keys(k: torch.Tensor, num: int) -> torch.Tensor | None:
+    """:func:`split`'s ``[*key_batch, num, 2]`` keys through :func:`_py_hash`, or ``None``."""
+    ys = _py_hash(k, _DOMAIN_SPLIT, num)
+    if ys is None:
+        return None
+    keys = torch.from_numpy(np.stack(ys, axis=-1).astype(np.int64))
+    return keys.reshape(*k.shape[:-1], num, 2)
 
 
 def _threefry_i32(
@@ -458,7 +466,7 @@ def bits(key: torch.Tensor, shape: Shape = ()) -> torch.Tensor:
     n = math.prod(shape)
     ys = _py_hash(k, _DOMAIN_BITS, (n + 1) // 2)
     if ys is not None:  # _hash_block's word order: every first word, then every second
-        block = torch.from_numpy(np.concatenate(ys, axis=-1).view(np.int64))
+        block = torch.from_numpy(np.concatenate(ys, axis=-1).astype(np.int64))
         words = block.reshape(*k.shape[:-1], -1)[..., :n]
     else:
         words = _hash_block(k, _DOMAIN_BITS, (n + 1) // 2)[..., :n]
@@ -473,10 +481,9 @@ def split(key: torch.Tensor, num: int = 2) -> torch.Tensor:
     k = check_key(key)
     if not isinstance(num, int) or num < 1:
         raise ValueError(f"num must be a positive int, got {num!r}")
-    ys = _py_hash(k, _DOMAIN_SPLIT, num)
-    if ys is not None:
-        out = torch.from_numpy(np.stack(ys, axis=-1).view(np.int64))
-        return out.reshape(*k.shape[:-1], num, 2)
+    fast = _py_keys(k, num)
+    if fast is not None:
+        return fast
     y0, y1 = _hash_words(k, _DOMAIN_SPLIT, num)
     if isinstance(y0, list):  # one [..., 2] key per counter, then stacked
         keys = [torch.stack([a, b], dim=-1) for a, b in zip(y0, y1)]
@@ -494,10 +501,9 @@ def _split_keys(key: torch.Tensor, num: int) -> tuple[torch.Tensor, ...]:
     k = check_key(key)
     if not isinstance(num, int) or num < 1:
         raise ValueError(f"num must be a positive int, got {num!r}")
-    ys = _py_hash(k, _DOMAIN_SPLIT, num)
-    if ys is not None:
-        keys = torch.from_numpy(np.stack(ys, axis=-1).view(np.int64))
-        return keys.reshape(*k.shape[:-1], num, 2).unbind(-2)
+    keys = _py_keys(k, num)
+    if keys is not None:
+        return keys.unbind(-2)
     y0, y1 = _hash_words(k, _DOMAIN_SPLIT, num)
     if isinstance(y0, list):
         return tuple(_to_u32(torch.stack([a, b], dim=-1)) for a, b in zip(y0, y1))

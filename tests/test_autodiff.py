@@ -42,7 +42,7 @@ def _same(a, b):
 
 def test_eager_route_equals_torch_func_bit_for_bit():
     p, (x, y) = _params(), _data()
-    assert autodiff._plain(p) is not None  # the autograd route is taken
+    assert autodiff._plain(p) is True  # the autograd route is taken
     _same(
         autodiff.grad(_loss, has_aux=True)(p, x, y), torch.func.grad(_loss, has_aux=True)(p, x, y)
     )
@@ -95,14 +95,14 @@ def test_falls_back_to_torch_func_under_vmap_compile_and_nested_grad():
 
 def test_where_the_autograd_route_does_not_apply():
     p = _params()
-    assert autodiff._plain({"n": torch.tensor([1, 2])}) is None  # integer leaves
+    assert autodiff._plain({"n": torch.tensor([1, 2])}) is False  # integer leaves
     with torch.inference_mode():
-        assert autodiff._plain(p) is None
+        assert autodiff._plain(p) is False
     with torch._subclasses.FakeTensorMode():
-        assert autodiff._plain(p) is None
+        assert autodiff._plain(p) is False
     seen = []
     torch.vmap(lambda q: seen.append(autodiff._plain(q)) or q["b1"])(tree.map(lambda t: t[None], p))
-    assert seen == [None]
+    assert seen == [False]
 
 
 def test_clear_errors():
