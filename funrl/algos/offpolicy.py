@@ -44,12 +44,15 @@ from funrl import buffers, collectors, tree
 from funrl import random as R
 from funrl.algos.common import EnvStack, PresetConfig, check_units, episode_metrics
 from funrl.algos.units import UnitTransform
+from funrl.buffers.ring import _concrete
 from funrl.envs.spaces import Discrete
 
 __all__ = [
     "Config",
     "Step",
     "TrainState",
+    "decode_obs",
+    "encode_obs",
     "init_buffer",
     "learning_mask",
     "make_update",
@@ -62,6 +65,14 @@ __all__ = [
 ]
 
 EPISODE_KEYS = ("episode_done", "episode_return", "episode_length")
+#: ``Config.obs_storage``'s choices.
+OBS_STORAGES = ("float32", "uint8")
+_OBS_KEYS = ("obs", "next_obs")
+#: The 256 float32 values ``k / 255`` (correctly rounded, as Gymnasium's
+#: ``AtariPreprocessing`` and funrl's EnvPool bridge compute them).  Decoding looks them
+#: up rather than dividing, so no backend's rewrite of the division (a multiplication by
+#: ``1 / 255`` differs on 126 of the levels, an approximate GPU division) changes a bit.
+_LEVELS = torch.arange(256, dtype=torch.float32) / 255
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,6 +98,11 @@ class Config(PresetConfig):
         ``train_freq``).
       learn_steps_per_call: gradient steps fused into one unit call (divides
         ``gradient_steps``): fewer calls, a larger graph to compile.
+      obs_storage: how the replay buffer keeps ``obs`` and ``next_obs``: ``"float32"`` as
+        the env gives them, or ``"uint8"``: as 8-bit levels ``k / 255`` (Atari and EnvPool
+        frames, MinAtar's 0/1 maps), a quarter of the memory and of the sampling traffic,
+        decoded to the very same float32 values (:func:`encode_obs`); other values raise
+        ``ValueError`` when stored eagerly.
     """
 
     env: str = "CartPole-v1"
@@ -102,6 +118,7 @@ class Config(PresetConfig):
     donate_buffer: bool = True
     collect_steps_per_call: int = 1
     learn_steps_per_call: int = 1
+    obs_storage: str = "float32"
 
     @property
     def steps_per_update(self) -> int:
@@ -141,6 +158,11 @@ class Config(PresetConfig):
             )
         if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in self.hidden):
             raise ValueError(f"{name}.hidden must be positive ints, got {self.hidden!r}")
+        if self.obs_storage not in OBS_STORAGES:
+            raise ValueError(
+                f"{name}.obs_storage must be one of {', '.join(map(repr, OBS_STORAGES))}, "
+                f"got {self.obs_storage!r}"
+            )
 
 
 @tree.struct
@@ -271,8 +293,45 @@ def plain_rows(state: Any, tr: collectors.Transition, hp: Any) -> tuple[Any, Any
     return state, rows, None
 
 
+def encode_obs(rows: dict[str, torch.Tensor], config: Config) -> dict[str, torch.Tensor]:
+    """``rows`` as the buffer stores them (``config.obs_storage``): with ``"uint8"``,
+    ``obs`` and ``next_obs`` become their levels ``round(x * 255)`` as uint8.
+
+    Eagerly, a value that is not one of the 256 levels ``k / 255`` (what
+    :func:`decode_obs` gives back) raises ``ValueError``: nothing is stored lossily.
+    """
+    if config.obs_storage == "float32":
+        return rows
+    out = dict(rows)
+    for k in _OBS_KEYS:
+        if k not in rows:
+            continue
+        x = rows[k]
+        levels = torch.round(x * 255).clamp(0, 255).to(torch.uint8)
+        back = _LEVELS.to(x.device)[levels.long()] if _concrete(x) else None
+        if back is not None and not torch.equal(back, x.to(torch.float32)):
+            bad = x[back != x].reshape(-1)[0].item()
+            raise ValueError(
+                f"obs_storage='uint8' stores observations as the 256 levels k / 255, but "
+                f"{k} holds {bad!r} (use obs_storage='float32' for this env)"
+            )
+        out[k] = levels
+    return out
+
+
+def decode_obs(batch: dict[str, torch.Tensor], config: Config) -> dict[str, torch.Tensor]:
+    """A sampled ``batch`` with ``obs``/``next_obs`` back as float32 (:func:`encode_obs`)."""
+    if config.obs_storage == "float32":
+        return batch
+    table = _LEVELS.to(next(iter(batch.values())).device)
+    return {k: table[v.long()] if k in _OBS_KEYS else v for k, v in batch.items()}
+
+
 def init_buffer(example: Any, config: Config, alpha: torch.Tensor | None = None) -> Any:
-    """An empty replay buffer shaped like ``example``; prioritized when ``alpha`` is given."""
+    """An empty replay buffer shaped like ``example`` (its ``obs``/``next_obs`` in
+    ``config.obs_storage``); prioritized when ``alpha`` is given."""
+    if config.obs_storage != "float32":
+        example = {k: v.to(torch.uint8) if k in _OBS_KEYS else v for k, v in dict(example).items()}
     if alpha is None:
         return buffers.init(example, config.buffer_size)
     return buffers.prioritized_init(example, config.buffer_size, alpha=alpha)
@@ -377,6 +436,7 @@ def make_update(
         state: Any, carry: Any, tr: collectors.Transition, hp: Any
     ) -> tuple[Any, dict[str, torch.Tensor]]:
         state, rows, mask = to_rows(state, tr, hp)
+        rows = encode_obs(rows, config)
         buf: Any
         if prioritized:
             buf = buffers.prioritized_add(state.buffer, rows, mask=mask, donate=donate)
@@ -397,6 +457,7 @@ def make_update(
             frac = state.global_step.to(hp.per_beta.dtype) / config.total_timesteps
             beta = hp.per_beta + (1.0 - hp.per_beta) * torch.clamp(frac, max=1.0)
         batch, idx = sample_batch(state.buffer, k_sample, config.batch_size, learning, beta)
+        batch = decode_obs(batch, config)
         out = learn_step(state, batch, keys, hp, variant)
         new = (out.params, out.target_params, out.opt_state)
         kept = (state.params, state.target_params, state.opt_state)

@@ -57,13 +57,15 @@ PPO_HPARAMS: dict[str, float] = dict(
 )  # fmt: skip
 #: CleanRL ``dqn_atari.py`` (buffer 1M, learning starts 80k, a gradient step every 4 env
 #: steps, MSE loss, the target copied every 1000 env steps: 250 gradient steps, as funrl
-#: counts ``target_update_interval``): a 1M-frame buffer of float32 84x84x4 observations
-#: needs ~225 GB; shrink ``buffer_size`` to the memory you have.  Its hyperparameters are
+#: counts ``target_update_interval``), replaying frames as uint8 (``obs_storage``): a
+#: 1M-transition buffer of 84x84x4 ``obs`` and ``next_obs`` needs ~56 GB (float32: ~225
+#: GB); shrink ``buffer_size`` to the memory you have.  Its hyperparameters are
 #: :data:`DQN_HPARAMS`.  The same settings are the ``"atari:*"`` presets
 #: (``funrl/presets/{ppo,dqn}.toml``).
 DQN_CONFIG: dict[str, Any] = dict(
     num_envs=1, buffer_size=1_000_000, batch_size=32, learning_starts=80_000, train_freq=4,
     target_update_interval=250, total_timesteps=10_000_000, hidden=(), loss="mse",
+    obs_storage="uint8",
 )  # fmt: skip
 #: CleanRL ``dqn_atari.py``'s hyperparameters (lr 1e-4, epsilon 1 -> 0.01 over 10% of
 #: training).

@@ -147,7 +147,7 @@ class EnvPoolEnv(HostEnv):
     def _obs(self, x: np.ndarray) -> torch.Tensor:
         x = x[0] if self.single else x
         if self._image:
-            return torch.from_numpy(np.asarray(x, dtype=np.float32) * np.float32(1 / 255))
+            return torch.from_numpy(np.asarray(x, dtype=np.float32) / np.float32(255))
         return torch.as_tensor(np.asarray(x, dtype=np.float32))
 
     def _out(self, x: np.ndarray, dtype: Any) -> torch.Tensor:

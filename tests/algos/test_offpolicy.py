@@ -97,3 +97,82 @@ def test_fusing_steps_into_calls_never_changes_the_numbers(algo_name, extra):
             for k in x:
                 torch.testing.assert_close(x[k], y[k], equal_nan=True, rtol=0, atol=0)
     assert int(a.grad_step) > 0  # it learned: the comparison covers gradient steps
+
+
+# ---- obs_storage="uint8": replay frames as 8-bit levels --------------------------------
+
+
+def _levels_as_envs_give_them() -> torch.Tensor:
+    """The 256 float32 values an 8-bit frame scaled to [0, 1] takes (Gymnasium's
+    ``AtariPreprocessing``: ``np.float32`` frames ``/ 255``), in a ``[2, 128]`` batch."""
+    import numpy as np
+
+    k = np.arange(256, dtype=np.uint8).astype(np.float32) / np.float32(255)
+    return torch.from_numpy(k).reshape(2, 128)
+
+
+def test_uint8_obs_storage_round_trips_every_level_bit_for_bit_under_every_transform():
+    cfg = offpolicy.Config(obs_storage="uint8")
+    x = _levels_as_envs_give_them()
+
+    def round_trip(obs):
+        rows = offpolicy.encode_obs({"obs": obs, "next_obs": obs.flip(-1)}, cfg)
+        assert rows["obs"].dtype == torch.uint8
+        return offpolicy.decode_obs(rows, cfg)
+
+    out = check_transforms(round_trip, x, rtol=0, atol=0)
+    assert torch.equal(out["obs"].view(torch.int32), x.view(torch.int32))
+    assert torch.equal(out["next_obs"], x.flip(-1))
+    fast = funrl.compile(round_trip)(x)  # inductor divides by 255 as a multiplication:
+    assert torch.equal(fast["obs"].view(torch.int32), x.view(torch.int32))  # not here
+
+
+def test_uint8_obs_storage_refuses_values_it_cannot_store_and_bad_settings():
+    cfg = offpolicy.Config(obs_storage="uint8")
+    with pytest.raises(ValueError, match=r"obs_storage='uint8'.*obs holds 0\.3"):
+        offpolicy.encode_obs({"obs": torch.tensor([0.0, 0.3])}, cfg)
+    with pytest.raises(ValueError, match=r"next_obs holds 2\.0"):
+        offpolicy.encode_obs({"next_obs": torch.tensor([2.0])}, cfg)
+    with pytest.raises(ValueError, match=r"Config.obs_storage must be one of 'float32', 'uint8'"):
+        offpolicy.Config(obs_storage="int8").validate()
+    plain = offpolicy.Config()  # float32: rows pass untouched
+    rows = {"obs": torch.tensor([0.3])}
+    assert offpolicy.encode_obs(rows, plain) is rows
+
+
+def test_dqn_with_uint8_frames_trains_bit_identically_on_a_fraction_of_the_memory():
+    """MinAtar's 0/1 maps are levels: DQN storing them as uint8 takes the same steps."""
+    from funrl.algos import dqn
+
+    base = dict(env="MinAtar-Breakout-v1", num_envs=2, train_freq=2, batch_size=8,
+                buffer_size=64, learning_starts=8, total_timesteps=64)  # fmt: skip
+    hp = dqn.HParams.create()
+
+    def run(storage):
+        algo = dqn.make(dqn.Config(**base, obs_storage=storage))
+        state = algo.init(funrl.random.key(5), hp)
+        for _ in range(6):
+            state, metrics = algo.update(state, hp)
+        return state, metrics
+
+    a, ma = run("float32")
+    b, mb = run("uint8")
+    assert b.buffer.data["obs"].dtype == torch.uint8
+    assert b.buffer.data["obs"].nbytes * 4 == a.buffer.data["obs"].nbytes
+    assert int(a.grad_step) > 0
+    assert tree.all_equal((a.params, a.opt_state), (b.params, b.opt_state))
+    decoded = offpolicy.decode_obs(dict(b.buffer.data), dqn.Config(obs_storage="uint8"))
+    assert torch.equal(decoded["obs"], a.buffer.data["obs"])
+    for k in ma:
+        torch.testing.assert_close(ma[k], mb[k], equal_nan=True, rtol=0, atol=0)
+
+
+def test_dqn_with_uint8_storage_on_an_env_without_levels_says_so():
+    from funrl.algos import dqn
+
+    algo = dqn.make(dqn.Config(env="CartPole-v1", hidden=(8,), batch_size=8, buffer_size=64,
+                               learning_starts=8, total_timesteps=64, obs_storage="uint8"))  # fmt: skip
+    hp = dqn.HParams.create()
+    state = algo.init(funrl.random.key(0), hp)
+    with pytest.raises(ValueError, match="obs_storage='float32' for this env"):
+        algo.update(state, hp)
