@@ -68,11 +68,6 @@ EPISODE_KEYS = ("episode_done", "episode_return", "episode_length")
 #: ``Config.obs_storage``'s choices.
 OBS_STORAGES = ("float32", "uint8")
 _OBS_KEYS = ("obs", "next_obs")
-#: The 256 float32 values ``k / 255`` (correctly rounded, as Gymnasium's
-#: ``AtariPreprocessing`` and funrl's EnvPool bridge compute them).  Decoding looks them
-#: up rather than dividing, so no backend's rewrite of the division (a multiplication by
-#: ``1 / 255`` differs on 126 of the levels, an approximate GPU division) changes a bit.
-_LEVELS = torch.arange(256, dtype=torch.float32) / 255
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,7 +303,7 @@ def encode_obs(rows: dict[str, torch.Tensor], config: Config) -> dict[str, torch
             continue
         x = rows[k]
         levels = torch.round(x * 255).clamp(0, 255).to(torch.uint8)
-        back = _LEVELS.to(x.device)[levels.long()] if _concrete(x) else None
+        back = _decode(levels) if _concrete(x) else None
         if back is not None and not torch.equal(back, x.to(torch.float32)):
             bad = x[back != x].reshape(-1)[0].item()
             raise ValueError(
@@ -323,8 +318,15 @@ def decode_obs(batch: dict[str, torch.Tensor], config: Config) -> dict[str, torc
     """A sampled ``batch`` with ``obs``/``next_obs`` back as float32 (:func:`encode_obs`)."""
     if config.obs_storage == "float32":
         return batch
-    table = _LEVELS.to(next(iter(batch.values())).device)
-    return {k: table[v.long()] if k in _OBS_KEYS else v for k, v in batch.items()}
+    return {k: _decode(v) if k in _OBS_KEYS else v for k, v in batch.items()}
+
+
+def _decode(levels: torch.Tensor) -> torch.Tensor:
+    """``levels / 255`` in float32, correctly rounded as Gymnasium's ``AtariPreprocessing``
+    and funrl's EnvPool bridge compute frames.  Eager and compiled CPU code keep the
+    division (a multiplication by ``1 / 255`` would differ on 126 of the 256 levels); the
+    tests check every level bit for bit."""
+    return levels.to(torch.float32) / 255
 
 
 def init_buffer(example: Any, config: Config, alpha: torch.Tensor | None = None) -> Any:
