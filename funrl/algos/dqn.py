@@ -50,6 +50,7 @@ from funrl import random as R
 from funrl.algos import common, offpolicy
 from funrl.algos.common import Algo, hparam
 from funrl.algos.units import UnitTransform, eager
+from funrl.buffers.ring import _concrete
 from funrl.collectors import Transition
 from funrl.envs.spaces import Discrete
 
@@ -296,13 +297,26 @@ def make(
         eps = epsilon(global_step, hp, config.total_timesteps)
         return torch.where(global_step < config.learning_starts, torch.ones_like(eps), eps)
 
+    obs_rank = len(stack.obs_shape)
+
     def eps_greedy(
         params: Any, obs: torch.Tensor, eps: torch.Tensor, key: torch.Tensor
     ) -> torch.Tensor:
-        greedy = nets.q.apply(params, obs).argmax(-1)
-        w = R.bits(key, (2, *greedy.shape))  # one draw: explore coin, random action
+        w = R.bits(key, (2, *obs.shape[: obs.dim() - obs_rank]))  # explore coin, random action
         explore = (w[0] >> 8).to(torch.float32) * (1.0 / 16777216.0) < eps
-        return torch.where(explore, w[1] % num_actions, greedy)
+        uniform = w[1] % num_actions
+
+        def mixed(params: Any, obs: torch.Tensor) -> torch.Tensor:
+            return torch.where(explore, uniform, nets.q.apply(params, obs).argmax(-1))
+
+        # When every env explores (always before learning starts, mostly while epsilon
+        # is near 1) the Q-network's actions would all be discarded: skip it.  Eagerly a
+        # Python branch; compiled a torch.cond (under vmap it runs both and selects).
+        if _concrete(explore):
+            return uniform.clone() if bool(explore.all()) else mixed(params, obs)
+        if torch.compiler.is_compiling():
+            return torch.cond(explore.all(), lambda p, o: uniform.clone(), mixed, (params, obs))
+        return mixed(params, obs)
 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         return eps_greedy(pp["q"], obs, pp["eps"], key), {}

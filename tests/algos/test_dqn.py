@@ -214,3 +214,40 @@ def test_resuming_a_host_env_run_cuts_the_n_step_window():
         torch.testing.assert_close(got["reward"], want.float())
     # the new episode's obs differ from where the old one was cut
     assert not torch.equal(restarted.collector.obs, old["next_obs"][2])
+
+
+def test_acting_skips_the_network_while_every_env_explores():
+    """Epsilon-greedy needs the Q-network only where an env acts greedily: with every env
+    exploring (before learning starts, or epsilon 1) the eager step never calls it, and
+    the actions are the ones the full computation selects (eagerly and compiled)."""
+    from funrl.algos import units
+
+    cfg = dqn.Config(num_envs=3, train_freq=1, hidden=(8,), batch_size=4, buffer_size=64,
+                     learning_starts=6, total_timesteps=200)  # fmt: skip
+    base = dqn.default_networks(cfg, 4, 2)
+    acting: list[int] = []  # calls on the 3 envs' observations (learning uses batches of 4)
+
+    def apply(params, obs):
+        if obs.shape[0] == 3:
+            acting.append(1)
+        return base.q.apply(params, obs)
+
+    nets = dqn.Networks(funrl.nn.Model(base.q.init, apply))
+    hp = dqn.HParams.create(eps_start=0.5, eps_end=0.5)  # after learning starts: mixed
+    algo = dqn.make(cfg, networks=nets)
+    state = algo.init(funrl.random.key(0), hp)
+    acting.clear()
+    for _ in range(2):  # 6 env steps, all before learning_starts: uniform actions
+        state, _ = algo.update(state, hp)
+    assert acting == []
+    for _ in range(8):
+        state, _ = algo.update(state, hp)
+    assert 0 < len(acting) < 8  # greedy envs on some steps; every env exploring on others
+    # the same run compiled (torch.cond) takes the same actions (compiled float kernels
+    # round the parameters a little differently)
+    fast = dqn.make(cfg, networks=base, units=units.compiled)
+    other = fast.init(funrl.random.key(0), hp)
+    for _ in range(10):
+        other, _ = fast.update(other, hp)
+    assert torch.equal(state.buffer.data["action"], other.buffer.data["action"])
+    assert_trees_close(state.params, other.params, rtol=1e-5, atol=1e-6)
