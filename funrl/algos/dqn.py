@@ -3,7 +3,8 @@
 One ``update`` (the loop of :mod:`funrl.algos.offpolicy`)::
 
     collect  train_freq times: epsilon-greedy step of num_envs envs (uniform random
-             actions while env steps < learning_starts); each env's transition goes
+             actions while env steps < learning_starts; eagerly, the Q-network runs
+             only when some env acts greedily); each env's transition goes
              through an n-step window and the finished n-step transitions into the buffer
     learn    gradient_steps times: sample a batch (uniform or prioritized); one step on
              loss_fn (default: l(r + discount * Q'(s', argmax_a Q_sel(s', a)) - Q(s, a)));
@@ -310,12 +311,11 @@ def make(
             return torch.where(explore, uniform, nets.q.apply(params, obs).argmax(-1))
 
         # When every env explores (always before learning starts, mostly while epsilon
-        # is near 1) the Q-network's actions would all be discarded: skip it.  Eagerly a
-        # Python branch; compiled a torch.cond (under vmap it runs both and selects).
-        if _concrete(explore):
-            return uniform.clone() if bool(explore.all()) else mixed(params, obs)
-        if torch.compiler.is_compiling():
-            return torch.cond(explore.all(), lambda p, o: uniform.clone(), mixed, (params, obs))
+        # is near 1) the Q-network's actions would all be discarded: eagerly, skip it.
+        # Traced code computes both: a torch.cond saved the network at epsilon 1 but was
+        # slower at epsilon 0.01, where a run spends most of its steps (RESULTS.md).
+        if _concrete(explore) and bool(explore.all()):
+            return uniform
         return mixed(params, obs)
 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:

@@ -219,7 +219,8 @@ def test_resuming_a_host_env_run_cuts_the_n_step_window():
 def test_acting_skips_the_network_while_every_env_explores():
     """Epsilon-greedy needs the Q-network only where an env acts greedily: with every env
     exploring (before learning starts, or epsilon 1) the eager step never calls it, and
-    the actions are the ones the full computation selects (eagerly and compiled)."""
+    the actions are the ones the full computation selects (the compiled step, which
+    always runs the network, takes the same)."""
     from funrl.algos import units
 
     cfg = dqn.Config(num_envs=3, train_freq=1, hidden=(8,), batch_size=4, buffer_size=64,
@@ -243,8 +244,8 @@ def test_acting_skips_the_network_while_every_env_explores():
     for _ in range(8):
         state, _ = algo.update(state, hp)
     assert 0 < len(acting) < 8  # greedy envs on some steps; every env exploring on others
-    # the same run compiled (torch.cond) takes the same actions (compiled float kernels
-    # round the parameters a little differently)
+    # the same run compiled takes the same actions (compiled float kernels round the
+    # parameters a little differently)
     fast = dqn.make(cfg, networks=base, units=units.compiled)
     other = fast.init(funrl.random.key(0), hp)
     for _ in range(10):
