@@ -14,7 +14,10 @@ Not a test.  Rows (env steps per second; the same thread count everywhere):
   ``batch_size=256``, ``n_epochs=4``) after one warm-up rollout.
 * ``DQN``: one env, a gradient step (batch 32, Nature CNN) every 4 env steps, timed once
   learning has started (``learning_starts`` 1000, buffer 10k to fit the machine); SB3's
-  ``DQN`` with the same numbers.
+  ``DQN`` with the same numbers.  Two phases: ``eps 1.0`` is the start of a 10M-step run
+  (epsilon still ~1: SB3 draws a random action without running its network, funrl's
+  pure epsilon-greedy step always runs it), ``eps 0.01`` the other ~90% of the run
+  (epsilon at its final value from the start, both libraries run the network each step).
 
 SB3 is optional (``pip install --no-deps --target /tmp/sb3lib stable-baselines3`` and
 ``PYTHONPATH=/tmp/sb3lib``); EnvPool needs the ``envpool`` extra; missing rows say so.
@@ -41,7 +44,7 @@ from funrl.envs import atari
 Row = tuple[str, float | None, str]
 DQN_SETTINGS = dict(
     num_envs=1, buffer_size=10_000, batch_size=32, learning_starts=1_000, train_freq=4,
-    target_update_interval=250, hidden=(), loss="mse", encoder="nature",
+    target_update_interval=250, hidden=(), loss="mse", encoder="nature", obs_storage="uint8",
 )  # fmt: skip
 
 
@@ -87,10 +90,13 @@ def funrl_ppo(env: str, updates: int, share: bool = True) -> tuple[float, float]
     return updates * config.batch_size / (time.perf_counter() - t0), first
 
 
-def funrl_dqn(env: str, steps: int) -> tuple[float, float]:
+def funrl_dqn(env: str, steps: int, eps: float | None = None) -> tuple[float, float]:
+    """Steady env steps/s and the time to the first gradient step; ``eps``: epsilon
+    fixed at that value from the start (default: the Atari schedule from 1.0)."""
     config = dqn.Config(env=env, total_timesteps=10_000_000, **DQN_SETTINGS)
     algo = dqn.make(config, units=units.compiled)
-    hp = dqn.HParams.create(**atari.DQN_HPARAMS)
+    fixed = {} if eps is None else {"eps_start": eps, "eps_end": eps}
+    hp = dqn.HParams.create(**{**atari.DQN_HPARAMS, **fixed})
     state = algo.init(funrl.random.key(0), hp)
     per_update = config.steps_per_update
     t0 = time.perf_counter()
@@ -128,7 +134,7 @@ def sb3_ppo(updates: int) -> float | None:
     return updates * 1024 / (time.perf_counter() - t0)
 
 
-def sb3_dqn(steps: int) -> float | None:
+def sb3_dqn(steps: int, eps: float | None = None) -> float | None:
     try:
         from stable_baselines3 import DQN
     except ImportError:
@@ -137,9 +143,11 @@ def sb3_dqn(steps: int) -> float | None:
     import gymnasium as gym
 
     gym.register_envs(ale_py)
+    fixed = {} if eps is None else {"exploration_initial_eps": eps, "exploration_final_eps": eps}
     model = DQN("CnnPolicy", sb3_env(1), buffer_size=10_000, learning_starts=1_000,
                 batch_size=32, train_freq=4, target_update_interval=1000, learning_rate=1e-4,
-                optimize_memory_usage=False, device="cpu", seed=0, verbose=0)  # fmt: skip
+                optimize_memory_usage=False, device="cpu", seed=0, verbose=0,
+                **fixed)  # fmt: skip
     model.learn(1_004)
     t0 = time.perf_counter()
     model.learn(steps, reset_num_timesteps=False)
@@ -173,21 +181,29 @@ def main() -> None:
         sps, first = funrl_ppo("atari:Breakout", args.ppo_updates, share=False)
         rows.append(("funrl PPO, ALE, 2 encoders", sps, "actor and critic a CNN each"))
         rows.append(("SB3 PPO, ALE", sb3_ppo(args.ppo_updates), ""))
-    for name, env in (("EnvPool", "envpool:Breakout-v5"), ("ALE", "atari:Breakout")):
+    for eps, phase in ((None, "eps 1.0"), (0.01, "eps 0.01")):
         if "dqn" not in args.rows:
             break
-        if name == "EnvPool" and not pool:
-            rows.append((f"funrl DQN, {name}", None, "envpool not installed"))
-            continue
-        sps, first = funrl_dqn(env, args.dqn_steps)
-        rows.append((f"funrl DQN, {name}", sps, f"to the first gradient step {first:.1f} s"))
-    if "dqn" in args.rows:
-        rows.append(("SB3 DQN, ALE", sb3_dqn(args.dqn_steps), ""))
-    ref = {kind: r for n, r, _ in rows if n.startswith("SB3") for kind in [n.split()[1]]}
+        for name, env in (("EnvPool", "envpool:Breakout-v5"), ("ALE", "atari:Breakout")):
+            if name == "EnvPool" and not pool:
+                rows.append((f"funrl DQN, {name}, {phase}", None, "envpool not installed"))
+                continue
+            sps, first = funrl_dqn(env, args.dqn_steps, eps)
+            note = f"to the first gradient step {first:.1f} s"
+            rows.append((f"funrl DQN, {name}, {phase}", sps, note))
+        rows.append((f"SB3 DQN, ALE, {phase}", sb3_dqn(args.dqn_steps, eps), ""))
+
+    def group(name: str) -> str | None:  # the SB3 row a row compares with
+        if not name.startswith(("funrl", "SB3")):
+            return None
+        parts = name.split(", ")
+        phase = [f", {q}" for q in parts[2:] if q.startswith("eps")]
+        return parts[0].split()[1] + "".join(phase)
+
+    ref = {group(n): r for n, r, _ in rows if n.startswith("SB3")}
     print(f"{'row':<38}{'env steps/s':>13}{'vs SB3':>9}  note")
     for name, rate, note in rows:
-        kind = name.split()[1] if name.startswith(("funrl", "SB3")) else None
-        base = ref.get(kind) if kind else None
+        base = ref.get(group(name))
         ratio = f"{rate / base:.2f}x" if rate and base else "-"
         shown = f"{rate:,.0f}" if rate else "-"
         print(f"{name:<38}{shown:>13}{ratio:>9}  {note or ('skipped' if rate is None else '')}")
