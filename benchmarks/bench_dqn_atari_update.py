@@ -20,15 +20,11 @@ import argparse
 import time
 
 import torch
+from bench_atari import DQN_SETTINGS  # the same DQN row, so the two scripts agree
 
 import funrl
 from funrl.algos import dqn, units
 from funrl.envs import atari
-
-SETTINGS = dict(
-    num_envs=1, buffer_size=10_000, batch_size=32, learning_starts=1_000, train_freq=4,
-    target_update_interval=250, hidden=(), loss="mse", encoder="nature",
-)  # fmt: skip
 
 
 def main() -> None:
@@ -40,8 +36,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(1)
-    config = dqn.Config(env=args.env, total_timesteps=10_000_000, obs_storage=args.storage,
-                        **SETTINGS)  # fmt: skip
+    settings = {**DQN_SETTINGS, "obs_storage": args.storage}
+    config = dqn.Config(env=args.env, total_timesteps=10_000_000, **settings)
     algo = dqn.make(config, units=units.compiled)
     hp = dqn.HParams.create(**{**atari.DQN_HPARAMS, "eps_start": args.eps, "eps_end": args.eps})
     state = algo.init(funrl.random.key(0), hp)

@@ -51,7 +51,6 @@ from funrl import random as R
 from funrl.algos import common, offpolicy
 from funrl.algos.common import Algo, hparam
 from funrl.algos.units import UnitTransform, eager
-from funrl.buffers.ring import _concrete
 from funrl.collectors import Transition
 from funrl.envs.spaces import Discrete
 
@@ -306,17 +305,13 @@ def make(
         w = R.bits(key, (2, *obs.shape[: obs.dim() - obs_rank]))  # explore coin, random action
         explore = (w[0] >> 8).to(torch.float32) * (1.0 / 16777216.0) < eps
         uniform = w[1] % num_actions
-
-        def mixed(params: Any, obs: torch.Tensor) -> torch.Tensor:
-            return torch.where(explore, uniform, nets.q.apply(params, obs).argmax(-1))
-
         # When every env explores (always before learning starts, mostly while epsilon
         # is near 1) the Q-network's actions would all be discarded: eagerly, skip it.
         # Traced code computes both: a torch.cond saved the network at epsilon 1 but was
         # slower at epsilon 0.01, where a run spends most of its steps (RESULTS.md).
-        if _concrete(explore) and bool(explore.all()):
+        if tree.is_concrete(explore) and bool(explore.all()):
             return uniform
-        return mixed(params, obs)
+        return torch.where(explore, uniform, nets.q.apply(params, obs).argmax(-1))
 
     def policy(pp: dict[str, Any], obs: torch.Tensor, key: torch.Tensor) -> Any:
         return eps_greedy(pp["q"], obs, pp["eps"], key), {}

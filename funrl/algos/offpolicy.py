@@ -44,7 +44,6 @@ from funrl import buffers, collectors, tree
 from funrl import random as R
 from funrl.algos.common import EnvStack, PresetConfig, check_units, episode_metrics
 from funrl.algos.units import UnitTransform
-from funrl.buffers.ring import _concrete
 from funrl.envs.spaces import Discrete
 
 __all__ = [
@@ -303,7 +302,7 @@ def encode_obs(rows: dict[str, torch.Tensor], config: Config) -> dict[str, torch
             continue
         x = rows[k]
         levels = torch.round(x * 255).clamp(0, 255).to(torch.uint8)
-        back = _decode(levels) if _concrete(x) else None
+        back = _decode(levels) if tree.is_concrete(x) else None
         if back is not None and not torch.equal(back, x.to(torch.float32)):
             bad = x[back != x].reshape(-1)[0].item()
             raise ValueError(
