@@ -289,7 +289,8 @@ def plain_rows(state: Any, tr: collectors.Transition, hp: Any) -> tuple[Any, Any
 
 def encode_obs(rows: dict[str, torch.Tensor], config: Config) -> dict[str, torch.Tensor]:
     """``rows`` as the buffer stores them (``config.obs_storage``): with ``"uint8"``,
-    ``obs`` and ``next_obs`` become their levels ``round(x * 255)`` as uint8.
+    ``obs`` and ``next_obs`` (float, any shape, e.g. ``[num_envs, 4, 84, 84]``) become
+    their levels ``round(x * 255)`` as uint8 of the same shape; other keys pass through.
 
     Eagerly, a value that is not one of the 256 levels ``k / 255`` (what
     :func:`decode_obs` gives back) raises ``ValueError``: nothing is stored lossily.
@@ -314,7 +315,8 @@ def encode_obs(rows: dict[str, torch.Tensor], config: Config) -> dict[str, torch
 
 
 def decode_obs(batch: dict[str, torch.Tensor], config: Config) -> dict[str, torch.Tensor]:
-    """A sampled ``batch`` with ``obs``/``next_obs`` back as float32 (:func:`encode_obs`)."""
+    """A sampled ``batch`` (``{key: [B, ...]}``) with ``obs``/``next_obs`` back as float32
+    of the same shape (:func:`encode_obs`)."""
     if config.obs_storage == "float32":
         return batch
     return {k: _decode(v) if k in _OBS_KEYS else v for k, v in batch.items()}
