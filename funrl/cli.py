@@ -507,6 +507,7 @@ def cmd_zoo(args: argparse.Namespace) -> int:
                 seeds=args.seeds,
                 out=out,
                 compile=args.compile,
+                final_episodes=args.final_episodes,
                 total_timesteps=args.total_steps,
                 progress=not args.quiet,
             )
@@ -635,6 +636,12 @@ def build_parser() -> argparse.ArgumentParser:
     z.add_argument("--out", default=ZOO_OUT, help=f"results folder (default {ZOO_OUT})")
     z.add_argument(
         "--total-steps", type=positive_int, default=None, help="shorten every run (smoke test)"
+    )
+    z.add_argument(
+        "--final-episodes",
+        type=positive_int,
+        default=None,
+        help="final-evaluation episodes per seed (default 1000 on a torch env, 10 on a host env)",
     )
     z.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     z.add_argument("--threads", type=threads_arg, default=threads, help="torch threads (or auto)")

@@ -32,10 +32,12 @@ from typing import Any
 
 from funrl import presets as P
 
-__all__ = ["DEFAULT_OUT", "plot", "report", "run", "selected"]
+__all__ = ["DEFAULT_OUT", "FINAL_EPISODES", "plot", "report", "run", "selected"]
 
 #: Where ``funrl zoo`` keeps its results (relative to the working directory).
 DEFAULT_OUT = "benchmarks/zoo"
+#: Final-evaluation episodes per seed on a torch env (:func:`run`).
+FINAL_EPISODES = 1000
 
 
 def selected(
@@ -87,13 +89,22 @@ def run(
     out: str | os.PathLike[str] | None = DEFAULT_OUT,
     compile: bool = True,
     eval_episodes: int = 10,
+    final_episodes: int | None = None,
     total_timesteps: int | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train the preset of ``algo`` on ``env`` with seeds ``0..seeds-1`` and return (and,
     with ``out``, write) its result: ``final`` (each seed's final evaluation, mean of
-    ``eval_episodes`` deterministic episodes), ``mean``, ``std``, ``env_steps`` per seed,
-    ``wall_s``, ``curve``, the preset's ``threshold`` and ``reference``.
+    ``final_episodes`` deterministic episodes), ``mean``, ``std``, ``env_steps`` per seed,
+    ``wall_s``, ``curve`` (evaluations of ``eval_episodes`` episodes along the way), the
+    preset's ``threshold`` and ``reference``.
+
+    ``final_episodes`` defaults to :data:`FINAL_EPISODES` on a torch env (its episodes
+    run in parallel: seconds) and to ``eval_episodes`` on a host env.  A 10-episode mean
+    is too noisy to set beside a reference: rl-zoo's figures average 150k evaluation
+    steps (750 Pendulum episodes), and one Pendulum episode's return has a spread of
+    ~100.  Seed ``i``'s final evaluation is what ``funrl eval CHECKPOINT --seed i
+    --episodes N`` prints for the checkpoint of ``funrl train ALGO --env ENV --seed i``.
 
     Seed ``i`` follows ``funrl train ALGO --env ENV --seed i``'s key derivation; the
     seeds run as one vmapped population over a torch env, one after another over a host
@@ -108,6 +119,8 @@ def run(
 
     if seeds < 1:
         raise ValueError(f"seeds must be >= 1, got {seeds}")
+    if final_episodes is not None and final_episodes < 1:
+        raise ValueError(f"final_episodes must be >= 1, got {final_episodes}")
     preset = P.load(algo, env)
     mod = importlib.import_module(f"funrl.algos.{algo}")
     extra = {} if total_timesteps is None else {"total_timesteps": total_timesteps}
@@ -117,6 +130,8 @@ def run(
     num_updates = config.num_updates
     eval_every = _eval_every(num_updates)
     keys = torch.stack([funrl.random.key(s) for s in range(seeds)])
+    if final_episodes is None:
+        final_episodes = eval_episodes if made.env_stack.host else FINAL_EPISODES
     t0 = time.perf_counter()
     if made.env_stack.host:
         finals, history, compile_s = [], [], 0.0
@@ -125,7 +140,8 @@ def run(
                             eval_every=eval_every, progress=progress)  # fmt: skip
             if r.interrupted:
                 raise KeyboardInterrupt(f"zoo run {algo}/{env} interrupted ({r.interrupted})")
-            finals.append(float(r.eval_return))
+            rets = funrl.evaluate(made, r.state, keys[s], num_episodes=final_episodes)
+            finals.append(float(rets.nanmean()))
             history += [{**row, "member": s} for row in r.history]
             compile_s += r.compile_time_s
         updates = num_updates
@@ -135,7 +151,7 @@ def run(
                        eval_every=eval_every, progress=progress)  # fmt: skip
         if pr.interrupted:  # Ctrl-C / SIGTERM: no result to write
             raise KeyboardInterrupt(f"zoo run {algo}/{env} interrupted ({pr.interrupted})")
-        finals = [float(x) for x in pr.eval_returns]
+        finals = pop.evaluate(made, pr.states, keys, num_episodes=final_episodes).tolist()
         history, compile_s, updates = pr.history, pr.compile_time_s, pr.updates
     wall = time.perf_counter() - t0
     result: dict[str, Any] = {
@@ -155,6 +171,7 @@ def run(
         "preset": dict(preset.fields),
         "curve": _curve(history, made.steps_per_update, seeds),
         "eval_episodes": eval_episodes,
+        "final_episodes": final_episodes,
         "compile": compile,
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -224,15 +241,22 @@ def _steps(n: int) -> str:
     return f"{n / 1e6:.3g}M" if n >= 950_000 else f"{n / 1e3:.0f}k"
 
 
+def _final_episodes(result: dict[str, Any]) -> str:
+    """Episodes per seed behind ``final`` (results written before ``final_episodes`` existed
+    used the training's last ``eval_episodes`` evaluation)."""
+    n = result.get("final_episodes", result.get("eval_episodes", 10))
+    return f"{n:,}"
+
+
 def report(out: str | os.PathLike[str] = DEFAULT_OUT, write: bool = True) -> str:
     """The results table of every ``<out>/<algo>/<env>.json`` (and a line for each preset
     without one, with the reason), as markdown; written to ``<out>/README.md``."""
     out = Path(out)
     rows = []
     head = (
-        "| algo | env | final eval, mean ± std (min) | seeds ≥ threshold | env steps | "
-        "wall | reference (its steps) | seeds ≥ reference | curve |\n"
-        "|---|---|---|---|---|---|---|---|---|"
+        "| algo | env | final eval, mean ± std (min) | episodes | seeds ≥ threshold | "
+        "env steps | wall | reference (its steps) | seeds ≥ reference | curve |\n"
+        "|---|---|---|---|---|---|---|---|---|---|"
     )
     missing = []
     for preset in selected(skipped=True):
@@ -267,7 +291,8 @@ def report(out: str | os.PathLike[str] = DEFAULT_OUT, write: bool = True) -> str
         png = f"{preset.algo}/{_file_name(preset.env)}.png"
         rows.append(
             f"| {preset.algo} | {preset.env} | {_fmt(r['mean'])} ± {_fmt(r['std'])} "
-            f"({_fmt(r['min'])}) | {at_thr} | {_steps(r['env_steps'])} | {r['wall_s']:.0f} s"
+            f"({_fmt(r['min'])}) | {_final_episodes(r)} | {at_thr} | {_steps(r['env_steps'])} | "
+            f"{r['wall_s']:.0f} s"
             f"{'' if r.get('compile', True) else ' (eager)'} | "
             f"{ref_txt} | {at_ref} | [png]({png}) |"
         )
@@ -284,7 +309,10 @@ def report(out: str | os.PathLike[str] = DEFAULT_OUT, write: bool = True) -> str
         "# funrl zoo: presets on 5 seeds\n\n"
         "Made by `funrl zoo run` (each preset's seeds 0-4 as one vmapped population; seed "
         "`i` is `funrl train ALGO --env ENV --seed i`) and `funrl zoo report`. Final eval: "
-        "each seed's mean return over 10 deterministic episodes after training. "
+        "each seed's mean return over `episodes` deterministic episodes after training "
+        f"({FINAL_EPISODES:,} on a torch env, as `funrl eval CHECKPOINT --seed i --episodes "
+        f"{FINAL_EPISODES}` gives it; rl-zoo's references average 150k evaluation steps, "
+        "300-1,500 episodes). "
         "References are single SB3 runs from rl-zoo's benchmark.md (DLR-RM/"
         'rl-baselines3-zoo @22e3ff2); "worse" marks rows whose mean is below it.\n\n'
         + machine

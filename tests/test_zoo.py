@@ -14,11 +14,15 @@ from funrl.algos import ppo
 
 def test_zoo_seed_i_is_funrl_train_with_seed_i(tmp_path) -> None:
     r = zoo.run("ppo", "CartPole-v1", seeds=2, total_timesteps=2048, compile=False,
-                out=tmp_path, progress=False)  # fmt: skip
+                final_episodes=40, out=tmp_path, progress=False)  # fmt: skip
     algo = ppo.make(ppo.Config.preset("CartPole-v1", total_timesteps=2048))
     one = funrl.train(algo, funrl.random.key(1), ppo.HParams.preset("CartPole-v1"),
                       compile=False, progress=False)  # fmt: skip
-    assert r["final"][1] == float(one.eval_return)  # bit for bit, eager
+    assert r["curve"]["returns"][-1][1] == float(one.eval_return)  # bit for bit, eager
+    # the final evaluation is `funrl eval CHECKPOINT --seed 1 --episodes 40`'s
+    final = funrl.evaluate(algo, one.state, funrl.random.key(1), num_episodes=40)
+    assert r["final"][1] == pytest.approx(float(final.mean()), rel=1e-6)
+    assert r["final_episodes"] == 40 and r["eval_episodes"] == 10
     assert r["env_steps"] == 2048 and r["shortened"]
     assert r["curve"]["env_steps"] == [1024, 2048]  # evaluated along the way
     assert [len(x) for x in r["curve"]["returns"]] == [2, 2]
@@ -53,6 +57,20 @@ def test_report_counts_seeds_and_says_worse(tmp_path) -> None:
     assert "2/2 (≥ 475)" in ppo_row and "| 2/2 |" in ppo_row and "worse" not in ppo_row
     assert "- sac on Pendulum-v1: not run yet" in text
     assert "MinAtar-Breakout-v1: 17 minutes" in text  # skipped presets say why
+    assert "| 10 |" in dqn_row  # results from before final_episodes: the last evaluation's
+
+
+def test_final_episodes_default_and_bad_values(tmp_path) -> None:
+    with pytest.raises(ValueError, match="final_episodes must be >= 1, got 0"):
+        zoo.run("ppo", "CartPole-v1", seeds=1, final_episodes=0, out=None, progress=False)
+    r = zoo.run("ppo", "CartPole-v1", seeds=1, total_timesteps=1024, compile=False,
+                out=tmp_path, progress=False)  # fmt: skip
+    assert r["final_episodes"] == zoo.FINAL_EPISODES
+    saved = tmp_path / "ppo" / "CartPole-v1.json"
+    data = {**json.loads(saved.read_text()), "shortened": False}
+    saved.write_text(json.dumps(data))
+    row = next(x for x in zoo.report(tmp_path).splitlines() if x.startswith("| ppo |"))
+    assert f"| {zoo.FINAL_EPISODES:,} |" in row
 
 
 def test_zoo_cli_run_and_report(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
