@@ -277,6 +277,7 @@ def make(
         raise ValueError(f"{where}: DQN needs a Discrete action space, {config.env} has "
                          f"{stack.action_space}")  # fmt: skip
     num_actions, E = int(stack.action_space.n), config.num_envs
+    offpolicy.check_obs_storage(where, config, stack)
     nets = networks or default_networks(
         config, stack.obs_shape if stack.images else stack.obs_dim, num_actions
     )

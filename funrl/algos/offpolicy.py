@@ -44,12 +44,13 @@ from funrl import buffers, collectors, tree
 from funrl import random as R
 from funrl.algos.common import EnvStack, PresetConfig, check_units, episode_metrics
 from funrl.algos.units import UnitTransform
-from funrl.envs.spaces import Discrete
+from funrl.envs.spaces import Box, Discrete
 
 __all__ = [
     "Config",
     "Step",
     "TrainState",
+    "check_obs_storage",
     "decode_obs",
     "encode_obs",
     "init_buffer",
@@ -285,6 +286,27 @@ def plain_rows(state: Any, tr: collectors.Transition, hp: Any) -> tuple[Any, Any
         "terminated": tr.terminated,
     }
     return state, rows, None
+
+
+def check_obs_storage(where: str, config: Config, stack: EnvStack) -> None:
+    """``ValueError`` (at ``make``, before any step) when ``config.obs_storage="uint8"``
+    cannot hold the env's observations: they must be a ``Box`` within [0, 1], unnormalised
+    (frames scaled by 1/255).  :func:`encode_obs` checks the values themselves."""
+    if config.obs_storage == "float32":
+        return
+    space = stack.eval_env.observation_space(stack.env_params)
+    fits = (
+        isinstance(space, Box)
+        and stack.normalizer is None
+        and bool((space.low >= 0).all())
+        and bool((space.high <= 1).all())
+    )
+    if not fits:
+        what = "normalised observations" if stack.normalizer is not None else str(space)
+        raise ValueError(
+            f"{where}: obs_storage='uint8' keeps observations as the 256 levels k / 255 in "
+            f"[0, 1] (8-bit frames), but {config.env} has {what}; use obs_storage='float32'"
+        )
 
 
 def encode_obs(rows: dict[str, torch.Tensor], config: Config) -> dict[str, torch.Tensor]:

@@ -340,6 +340,7 @@ def make(
     space = stack.action_space
     common.require_flat_obs(where, stack, networks)
     nets = networks or default_networks(config, stack.obs_dim, space)
+    offpolicy.check_obs_storage(where, config, stack)
     critic_loss_fn = critic_loss_fn or critic_loss
     actor_loss_fn = actor_loss_fn or actor_loss
     hparams_cls = hparams_cls or (DiscreteHParams if config.discrete else HParams)

@@ -322,6 +322,7 @@ def make(
         )
     act_dim = int(space.shape[0])
     common.require_flat_obs(where, stack, networks)
+    offpolicy.check_obs_storage(where, config, stack)
     nets = networks or default_networks(config, stack.obs_dim, act_dim)
     critic_loss_fn = critic_loss_fn or critic_loss
     actor_loss_fn = actor_loss_fn or actor_loss

@@ -1,5 +1,7 @@
 """funrl.algos.offpolicy: the pieces DQN, SAC, TD3 and DDPG share."""
 
+import importlib
+
 import pytest
 import torch
 
@@ -167,12 +169,20 @@ def test_dqn_with_uint8_frames_trains_bit_identically_on_a_fraction_of_the_memor
         torch.testing.assert_close(ma[k], mb[k], equal_nan=True, rtol=0, atol=0)
 
 
-def test_dqn_with_uint8_storage_on_an_env_without_levels_says_so():
-    from funrl.algos import dqn
+@pytest.mark.parametrize(
+    "algo, env", [("dqn", "CartPole-v1"), ("sac", "Pendulum-v1"), ("td3", "Pendulum-v1"),
+                  ("ddpg", "MountainCarContinuous-v0")],
+)  # fmt: skip
+def test_uint8_storage_on_an_env_without_levels_fails_at_make(algo, env):
+    mod = importlib.import_module(f"funrl.algos.{algo}")
+    with pytest.raises(ValueError, match=rf"{algo}.make: obs_storage='uint8' .* {env} has Box"):
+        mod.make(mod.Config(env=env, obs_storage="uint8"))
+    mod.make(mod.Config(env="MinAtar-Breakout-v1" if algo == "dqn" else env))  # float32: fine
 
-    algo = dqn.make(dqn.Config(env="CartPole-v1", hidden=(8,), batch_size=8, buffer_size=64,
-                               learning_starts=8, total_timesteps=64, obs_storage="uint8"))  # fmt: skip
-    hp = dqn.HParams.create()
-    state = algo.init(funrl.random.key(0), hp)
-    with pytest.raises(ValueError, match="obs_storage='float32' for this env"):
-        algo.update(state, hp)
+
+def test_the_cli_says_so_in_one_line(capsys):
+    from funrl import cli
+
+    assert cli.main(["train", "dqn", "--env", "CartPole-v1", "--set", "obs_storage=uint8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("funrl: dqn.make: obs_storage='uint8'") and err.count("\n") == 1
