@@ -96,8 +96,9 @@ class Config(PresetConfig):
       obs_storage: how the replay buffer keeps ``obs`` and ``next_obs``: ``"float32"`` as
         the env gives them, or ``"uint8"``: as 8-bit levels ``k / 255`` (Atari and EnvPool
         frames, MinAtar's 0/1 maps), a quarter of the memory and of the sampling traffic,
-        decoded to the very same float32 values (:func:`encode_obs`); other values raise
-        ``ValueError`` when stored eagerly.
+        decoded to the very same float32 values (:func:`encode_obs`).  ``make`` raises
+        ``ValueError`` for an env whose observation space is not a ``Box`` within [0, 1]
+        (:func:`check_obs_storage`), and other values raise it when stored eagerly.
     """
 
     env: str = "CartPole-v1"
