@@ -9,7 +9,8 @@ of one population, trained in one call.
 It starts from the preset (``funrl/presets/<algo>.toml``); ``--set name=value`` changes a
 Config field (one population per Config: the network sizes, env counts and step budgets
 are static) or an HParams field for every point.  Points are ranked by their worst seed,
-then the mean; the table and the command are appended to
+then the mean of a ``--final-episodes`` (default 1,000) final evaluation, as ``funrl zoo``
+judges a preset; the table and the command are appended to
 ``benchmarks/zoo/sweeps/<algo>-<env>.md`` (the record of how each preset was tuned).
 """
 
@@ -27,6 +28,7 @@ import torch
 
 import funrl
 from funrl import population as pop
+from funrl import zoo
 from funrl.arguments import parse_run
 
 HERE = Path(__file__).resolve().parent
@@ -91,6 +93,12 @@ def main() -> int:
     p.add_argument("--seeds", type=int, default=3, help="seeds per point")
     p.add_argument("--set", action="append", default=[], help="name=value for every point")
     p.add_argument("--total-steps", type=int, default=None)
+    p.add_argument(
+        "--final-episodes",
+        type=int,
+        default=zoo.FINAL_EPISODES,
+        help=f"final-evaluation episodes per member (default {zoo.FINAL_EPISODES}, as the zoo)",
+    )
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--no-record", action="store_true", help="do not append to sweeps/")
     args = p.parse_args()
@@ -112,7 +120,8 @@ def main() -> int:
     t0 = time.perf_counter()
     res = pop.train(algo, keys, hps, compile=not args.no_compile, progress=True)
     wall = time.perf_counter() - t0
-    finals = [float(x) for x in res.eval_returns]
+    # judged as the zoo judges a preset: a long final evaluation, seed s from key(s)
+    finals = pop.evaluate(algo, res.states, keys, num_episodes=args.final_episodes).tolist()
     rows = []
     for i, point in enumerate(points):
         f = [finals[m] for m, (j, _) in enumerate(members) if j == i]
@@ -132,7 +141,7 @@ def main() -> int:
     text = (
         f"\n## {time.strftime('%Y-%m-%d %H:%M')}: {len(points)} points x {args.seeds} seeds "
         f"= {len(members)} members, {res.env_steps_per_member:,} env steps each, "
-        f"{wall:.0f} s\n\n```\n{command}\n```\n\n{table}\n"
+        f"{wall:.0f} s, final eval {args.final_episodes:,} episodes\n\n```\n{command}\n```\n\n{table}\n"
     )
     print(text)
     if not args.no_record:
