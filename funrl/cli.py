@@ -556,6 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=cmd_train)
     threads = default_threads()
     from funrl.zoo import DEFAULT_OUT as ZOO_OUT  # plain data: no torch import
+    from funrl.zoo import FINAL_EPISODES
 
     e = sub.add_parser(
         "eval",
@@ -641,7 +642,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--final-episodes",
         type=positive_int,
         default=None,
-        help="final-evaluation episodes per seed (default 1000 on a torch env, 10 on a host env)",
+        help=f"final-evaluation episodes per seed (default {FINAL_EPISODES} on a torch env, "
+        "10 on a host env)",
     )
     z.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
     z.add_argument("--threads", type=threads_arg, default=threads, help="torch threads (or auto)")

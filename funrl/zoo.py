@@ -303,7 +303,7 @@ def report(out: str | os.PathLike[str] = DEFAULT_OUT, write: bool = True) -> str
         machine = (
             f"Machine: {m['cores']} cores ({m['cpu']}), {m['threads']} torch thread(s), "
             f"torch {m['torch']}. Wall time is the whole population (all seeds in one "
-            "vmapped call), compilation included.\n\n"
+            "vmapped call), compilation and the final evaluation included.\n\n"
         )
     text = (
         "# funrl zoo: presets on 5 seeds\n\n"
