@@ -14,7 +14,9 @@ member's steps, first two updates left out), as the CLI reports them.
 
 ``dp``: PPO CartPole (compiled) data-parallel over 2 processes vs 1 process, the same
 global batch (e.g. 16 envs on 1 rank, 8 on each of 2) and the same updates, so the same
-env steps; 3 seeds each, final evaluation beside the speed.  Two configs: the CartPole
+env steps; 3 seeds each, run in pairs (seed s on 1 process, then on 2) so that each
+pair shares the machine's speed of the moment, with the pair-by-pair ratios and their
+median, and the final evaluation beside the speed.  Two configs: the CartPole
 preset (1,024 steps and 16 small gradient steps per update: bound by the latency of
 gloo's all-reduce, one per gradient step) and a large one (128 envs x 128 steps, a
 256 x 256 network: 16k steps per update).
@@ -95,17 +97,19 @@ def population(members: int, updates: int, tmp: Path) -> None:
 #: data-parallel configs: (name, --set fields but num_envs, global num_envs, updates)
 DP_CONFIGS = {
     "preset": ([], 16, 97),  # ppo's CartPole preset: 16 x 64 steps, 100k steps
-    "large": (["num_steps=128", "hidden=256,256"], 128, 8),  # 16k steps per update
+    "large": (["num_steps=128", "hidden=256,256"], 128, 16),  # 16k steps per update
 }
 
 
 def data_parallel(configs: list[str], seeds: int, tmp: Path) -> None:
     for name in configs:
         sets, envs, updates = DP_CONFIGS[name]
-        rows = []
-        for nproc in (1, 2):
-            rates, evals = [], []
-            for seed in range(seeds):
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        evals: dict[int, list[float]] = {1: [], 2: []}
+        # Interleaved (seed s on 1 process, then on 2): the machine's speed drifts by
+        # 10-20% over minutes, and each pair shares its minute.
+        for seed in range(seeds):
+            for nproc in (1, 2):
                 args = ["dataparallel", "ppo", "--updates", str(updates), "--seed", str(seed)]
                 args += ["--set", f"num_envs={envs // nproc}", "--threads", "1"]
                 args += ["--eval-episodes", "10"]
@@ -114,16 +118,24 @@ def data_parallel(configs: list[str], seeds: int, tmp: Path) -> None:
                 if nproc > 1:
                     args += ["--nproc", str(nproc)]
                 s = distributed(args, tmp / f"dp-{name}-{nproc}-{seed}")
-                rates.append(s["steady_steps_per_s"])
-                evals.append(s["eval_return"])
-            rows.append((nproc, envs // nproc, statistics.median(rates), evals))
-        one = rows[0][2]
+                rates[nproc].append(s["steady_steps_per_s"])
+                evals[nproc].append(s["eval_return"])
+        ratios = [b / a for a, b in zip(rates[1], rates[2])]
         what = " ".join(sets) or "the preset"
         print(f"\nPPO CartPole data-parallel ({what}), {envs} envs in all, {updates} updates")
-        print("processes  envs/rank  steady env-steps/s (median)   final eval per seed")
-        for nproc, per_rank, rate, evals in rows:
-            ev = ", ".join(f"{e:.1f}" for e in evals)
-            print(f"{nproc:9} {per_rank:10} {rate:>14,.0f} ({rate / one:4.2f}x)          {ev}")
+        print(
+            "processes  envs/rank  steady env-steps/s per seed (median)       final eval per seed"
+        )
+        for nproc in (1, 2):
+            per = ", ".join(f"{r:,.0f}" for r in rates[nproc])
+            ev = ", ".join(f"{e:.1f}" for e in evals[nproc])
+            med = statistics.median(rates[nproc])
+            print(f"{nproc:9} {envs // nproc:10}  {per} ({med:,.0f})   {ev}")
+        print(
+            "2 / 1 process, pair by pair: "
+            + ", ".join(f"{r:.2f}x" for r in ratios)
+            + f"; median {statistics.median(ratios):.2f}x"
+        )
 
 
 def main() -> None:
