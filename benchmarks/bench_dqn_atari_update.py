@@ -1,6 +1,6 @@
 """One compiled DQN update on Atari Breakout (4 env steps and one gradient step), timed.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_dqn_atari_update.py [--eps 0.01] [--storage uint8]
+    OMP_NUM_THREADS=1 python benchmarks/bench_dqn_atari_update.py [--eps 0.01] [--storage uint8] [--eager]
 
 The settings are ``bench_atari.py``'s DQN row (one ALE env, batch 32, Nature CNN, buffer
 10k, learning from step 1,000) with epsilon fixed at ``--eps`` from the start (1.0: every
@@ -34,11 +34,12 @@ def main() -> None:
     p.add_argument("--env", default="atari:Breakout")
     p.add_argument("--updates", type=int, default=100)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--eager", action="store_true", help="eager units instead of compiled")
     args = p.parse_args()
     torch.set_num_threads(1)
     settings = {**DQN_SETTINGS, "obs_storage": args.storage}
     config = dqn.Config(env=args.env, total_timesteps=10_000_000, **settings)
-    algo = dqn.make(config, units=units.compiled)
+    algo = dqn.make(config, units=units.eager if args.eager else units.compiled)
     hp = dqn.HParams.create(**{**atari.DQN_HPARAMS, "eps_start": args.eps, "eps_end": args.eps})
     state = algo.init(funrl.random.key(0), hp)
     for _ in range(config.learning_starts // config.steps_per_update + 5):
@@ -50,7 +51,8 @@ def main() -> None:
             state, _ = algo.update(state, hp)
         times.append((time.perf_counter() - t0) / args.updates * 1e3)
     shown = ", ".join(f"{t:.1f}" for t in times)
-    print(f"{args.env} eps {args.eps} {args.storage}: ms per update {shown} (median "
+    mode = "eager" if args.eager else "compiled"
+    print(f"{args.env} {mode} eps {args.eps} {args.storage}: ms per update {shown} (median "
           f"{sorted(times)[len(times) // 2]:.1f})")  # fmt: skip
 
 
