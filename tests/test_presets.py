@@ -87,7 +87,8 @@ def test_preset_overrides_and_subclasses() -> None:
         extra: int = 3
 
     mine = MyConfig.preset("Acrobot-v1", extra=4)
-    assert (mine.extra, mine.normalize_obs, mine.num_steps) == (4, True, 128)
+    ppo_want = presets.load("ppo", "Acrobot-v1").fields
+    assert (mine.extra, mine.normalize_obs, mine.num_steps) == (4, True, ppo_want["num_steps"])
     assert presets.algo_of(MyConfig) == "ppo"
     assert presets.algo_of(a2c.Config) == "a2c"  # a2c's Config subclasses ppo's
 
@@ -137,8 +138,8 @@ def test_cli_starts_from_the_preset_and_overrides_win(tmp_path) -> None:
     assert run.preset == "dqn/Acrobot-v1"
     want = presets.load("dqn", "Acrobot-v1").fields
     assert run.config.hidden == tuple(want["hidden"]) and run.config.num_envs == want["num_envs"]
-    assert float(run.hparams.lr) == pytest.approx(6.3e-4)
-    assert run.overrides["lr"] == pytest.approx(6.3e-4)  # populations get them too
+    assert float(run.hparams.lr) == pytest.approx(want["lr"])
+    assert run.overrides["lr"] == pytest.approx(want["lr"])  # populations get them too
     toml = tmp_path / "c.toml"
     toml.write_text("batch_size = 16\nlr = 1e-4\n")
     run = _run(["dqn", "--env", "Acrobot-v1", "--config", str(toml), "--set", "lr=2e-4"])
@@ -176,11 +177,11 @@ def test_funrl_list_shows_presets(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_train_header_names_the_preset(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["train", "ppo", "--env", "Acrobot-v1", "--total-steps", "2048", "--no-compile"]
+    argv = ["train", "ppo", "--env", "Acrobot-v1", "--total-steps", "4096", "--no-compile"]
     assert cli.main([*argv, "--quiet", "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "ppo on Acrobot-v1 (preset ppo/Acrobot-v1)" in out
-    assert "1 updates" in out  # the preset's 16 x 128 steps per update
+    assert "1 updates" in out  # the preset's 16 x 256 steps per update
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["preset"] == "ppo/Acrobot-v1"
 
