@@ -177,11 +177,13 @@ def test_funrl_list_shows_presets(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_train_header_names_the_preset(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["train", "ppo", "--env", "Acrobot-v1", "--total-steps", "4096", "--no-compile"]
+    want = presets.load("ppo", "Acrobot-v1").fields
+    one_update = str(want["num_envs"] * want["num_steps"])
+    argv = ["train", "ppo", "--env", "Acrobot-v1", "--total-steps", one_update, "--no-compile"]
     assert cli.main([*argv, "--quiet", "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "ppo on Acrobot-v1 (preset ppo/Acrobot-v1)" in out
-    assert "1 updates" in out  # the preset's 16 x 256 steps per update
+    assert "1 updates" in out
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["preset"] == "ppo/Acrobot-v1"
 
