@@ -594,6 +594,17 @@ def network_step(
     return step
 
 
+def check_anneal_lr(where: str, anneal_lr: bool, table: OptimizerHParams) -> None:
+    """``ValueError`` when ``Config.anneal_lr`` is set but the optimizer's hyperparameter
+    table maps no ``lr`` (there is nothing to anneal)."""
+    if anneal_lr and "lr" not in table:
+        raise ValueError(
+            f"{where}: Config.anneal_lr anneals the optimizer's lr from HParams.lr, but "
+            "optimizer_hparams maps no 'lr'; pass optimizer_hparams={'lr': 'lr', ...} or "
+            "Config(anneal_lr=False) (and put a schedule in your optimizer)"
+        )
+
+
 def set_optimizer_hparams(
     opt_state: Any, table: OptimizerHParams, hp: Any, **values: torch.Tensor
 ) -> Any:

@@ -77,6 +77,9 @@ class Config(offpolicy.Config):
         ``hp.tau``; ``tau = 1`` is a hard copy).
       hidden, activation, dueling: the default Q-network.
       double_q, prioritized, n_step, loss: the extensions (module docstring).
+      anneal_lr: decay the optimizer's lr linearly from ``HParams.lr`` to 0 over
+        ``total_timesteps`` env steps (SB3's ``linear_schedule``, rl-zoo's ``lin_<lr>``);
+        needs ``lr`` in the optimizer's hyperparameter table.
       encoder: for image observations, the encoder before the Q-network's MLP
         (``"auto"``, ``"minatar"``, ``"nature"``, ``"impala"``;
         :func:`funrl.algos.common.image_encoder`).
@@ -94,6 +97,7 @@ class Config(offpolicy.Config):
     n_step: int = 1
     loss: str = "huber"
     encoder: str = "auto"
+    anneal_lr: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -290,6 +294,7 @@ def make(
         OPTIMIZER_HPARAMS,
     )
     parts.update(optimizer=opt, optimizer_hparams=table)  # remake keeps them
+    common.check_anneal_lr(where, config.anneal_lr, table)
     common.check_hparams_cls(where, hparams_cls, _needed_fields(config, table))
     _check_parts(where, config, nets, loss_fn, stack.obs_shape, num_actions, hparams_cls)
 
@@ -357,7 +362,12 @@ def make(
             lambda p: loss_fn(nets, config, p, state.target_params, batch, hp), has_aux=True
         )
         grads, (loss, aux) = grad_fn(state.params)
-        opt_state = common.set_optimizer_hparams(state.opt_state, table, hp)
+        values: dict[str, torch.Tensor] = {}
+        if config.anneal_lr:  # SB3's progress_remaining: 1 - env steps / total_timesteps
+            lr = getattr(hp, table["lr"])
+            frac = 1.0 - state.global_step.to(lr.dtype) / config.total_timesteps
+            values["lr"] = lr * torch.clamp(frac, min=0.0)
+        opt_state = common.set_optimizer_hparams(state.opt_state, table, hp, **values)
         updates, opt_state = opt.update(grads, opt_state, state.params)
         params = optim.apply_updates(state.params, updates)
         do_target = (state.grad_step + 1) % config.target_update_interval == 0

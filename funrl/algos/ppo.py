@@ -473,12 +473,7 @@ def make(
         OPTIMIZER_HPARAMS,
     )
     parts.update(optimizer=opt, optimizer_hparams=table)  # remake keeps them
-    if config.anneal_lr and "lr" not in table:
-        raise ValueError(
-            f"{where}: Config.anneal_lr anneals the optimizer's lr from HParams.lr, but "
-            "optimizer_hparams maps no 'lr'; pass optimizer_hparams={'lr': 'lr', ...} or "
-            "Config(anneal_lr=False) (and put a schedule in your optimizer)"
-        )
+    common.check_anneal_lr(where, config.anneal_lr, table)
     common.check_hparams_cls(where, hparams_cls, table.values())
     common.check_units(where, units, stack, config.env)
     sde_matrix = _check_parts(where, config, nets, advantage_fn, loss_fn, stack, hparams_cls)

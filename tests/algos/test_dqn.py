@@ -74,6 +74,30 @@ def test_epsilon_schedule_and_random_start():
     assert torch.isnan(m["loss"]) and float(m["epsilon"]) == 1.0
 
 
+def test_anneal_lr_decays_the_optimizers_lr_linearly_over_env_steps():
+    """SB3's linear schedule: lr * (1 - env steps / total_timesteps) at each gradient step;
+    off (the default) the optimizer keeps HParams.lr."""
+    from funrl import optim
+
+    base = dict(env="funrl/ConstantReward-v0", **{**PROBE, "learning_starts": 16})
+    hp = dqn.HParams.create(lr=1e-3)
+    annealed = dqn.make(dqn.Config(**base, anneal_lr=True))
+    plain = dqn.make(dqn.Config(**base))
+    s_a = annealed.init(funrl.random.key(2), hp)
+    s_p = plain.init(funrl.random.key(2), hp)
+    for k in range(1, 8):  # 8 envs collect, then one gradient step once 32 are stored
+        s_a, _ = annealed.update(s_a, hp)
+        s_p, _ = plain.update(s_p, hp)
+        lr = float(optim.hparams(s_a.opt_state)["lr"])
+        assert int(s_a.global_step) == 8 * k and int(s_a.grad_step) == max(0, k - 3)
+        expected = 1e-3 * (1 - 8 * k / 2_400) if k >= 4 else 1e-3
+        assert lr == pytest.approx(expected, rel=1e-6)
+        assert float(optim.hparams(s_p.opt_state)["lr"]) == pytest.approx(1e-3)
+    assert not tree.all_equal(s_a.params, s_p.params)  # the smaller lr took smaller steps
+    with pytest.raises(ValueError, match="anneal_lr anneals the optimizer's lr"):
+        dqn.make(dqn.Config(**base, anneal_lr=True), optimizer=optim.sgd(0.1), optimizer_hparams={})
+
+
 def test_hard_target_update_every_interval():
     """tau = 1: the target copies the online net exactly when grad_step hits the interval."""
     cfg = dqn.Config(
