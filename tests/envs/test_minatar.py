@@ -89,7 +89,7 @@ def from_minatar(m: Any, time: int = 0) -> BreakoutState:
         ball_y=i64(e.ball_y),
         ball_dir=i64(e.ball_dir),
         pos=i64(e.pos),
-        brick_map=torch.from_numpy(e.brick_map != 0),
+        brick_map=torch.from_numpy(e.brick_map != 0).to(torch.int32),
         strike=torch.tensor(bool(e.strike)),
         last_x=i64(e.last_x),
         last_y=i64(e.last_y),
@@ -148,7 +148,7 @@ def broad_states(n: int, seed: int) -> BreakoutState:
         ball_y=ball_y,
         ball_dir=ball_dir,
         pos=pos,
-        brick_map=bricks,
+        brick_map=bricks.to(torch.int32),
         strike=R.bernoulli(k[8], 0.3, (n,)),
         last_x=R.randint(k[9], 0, 10, (n,)),
         last_y=R.randint(k[10], 0, 10, (n,)),
@@ -162,7 +162,7 @@ def sparse_start_states(n: int, seed: int) -> BreakoutState:
     k1, k2, k3 = R.split(R.key(seed), 3)
     _, state = vmap(ENV.reset, in_dims=(0, None))(R.split(k1, n), make_params())
     keep = R.uniform(k2, (n, 10, 10)) < R.uniform(k3, (n, 1, 1), low=0.01, high=0.1)
-    return state.replace(brick_map=state.brick_map & keep)
+    return state.replace(brick_map=state.brick_map * keep)
 
 
 @functools.cache
@@ -424,6 +424,20 @@ def test_time_limit_truncates_not_terminates() -> None:
         assert not bool(term)
         assert bool(trunc) == (t == 6)
     assert int(s.time) == 0  # auto-reset
+
+
+def test_wall_is_int32_and_a_bool_wall_steps_the_same() -> None:
+    """The state keeps the wall as int32 0/1 (inductor's fast path); a state that holds it
+    as bool (saved before the change) steps to the same outputs."""
+    _, state = ENV.reset(R.key(60), make_params())
+    assert state.brick_map.dtype == torch.int32
+    states = broad_states(16, seed=61)
+    action = R.randint(R.key(62), 0, 3, (16,))
+    step = vmap(ENV.step, in_dims=(0, 0, 0, None))
+    keys = R.split(R.key(63), 16)
+    want = step(keys, states, action, make_params())
+    got = step(keys, states.replace(brick_map=states.brick_map > 0), action, make_params())
+    assert_trees_close(got, want, rtol=0, atol=0)
 
 
 # ---- transforms: eager / vmap (VecEnv) / torch.compile -------------------------------------
