@@ -111,9 +111,9 @@ def random_states(n: int, seed: int) -> SpaceInvadersState:
     move_timer = torch.minimum(ints(0, 13), interval)
     return SpaceInvadersState(
         pos=pos,
-        aliens=aliens,
-        bullets=(torch.rand((n, 10, 10), generator=g) < 0.05) | below,
-        enemy_bullets=torch.rand((n, 10, 10), generator=g) < 0.05,
+        aliens=aliens.to(torch.int32),
+        bullets=((torch.rand((n, 10, 10), generator=g) < 0.05) | below).to(torch.int32),
+        enemy_bullets=(torch.rand((n, 10, 10), generator=g) < 0.05).to(torch.int32),
         alien_dir=torch.where(ints(0, 2) == 1, 1, -1),
         move_interval=interval,
         move_timer=torch.where(shot | gap, move_timer.clamp(min=1), move_timer),
@@ -229,6 +229,20 @@ def test_truncation_at_max_steps() -> None:
     for t in range(3):
         _, s, _, term, trunc, _ = ENV.step_env(R.key(t), s, torch.tensor(0), p)
         assert bool(trunc) == (t == 2) and not bool(term)
+
+
+def test_maps_are_int32_and_bool_maps_step_the_same() -> None:
+    """The state keeps its maps as int32 0/1 (inductor's fast path); a state that holds
+    them as bool (saved before the change) steps to the same outputs."""
+    _, state = ENV.reset(R.key(0), params())
+    assert all(getattr(state, name).dtype == torch.int32 for name in MAPS)
+    states = random_states(16, seed=7)
+    action = R.randint(R.key(8), 0, 4, (16,))
+    step = vmap(ENV.step, in_dims=(0, 0, 0, None))
+    keys = R.split(R.key(9), 16)
+    want = step(keys, states, action, params())
+    old = states.replace(**{name: getattr(states, name) > 0 for name in MAPS})
+    assert_trees_close(step(keys, old, action, params()), want, rtol=0, atol=0)
 
 
 def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:

@@ -89,7 +89,7 @@ class SpaceInvadersParams:
 
 @tree.struct
 class SpaceInvadersState:
-    """minatar's ``Env`` fields: ``[10, 10]`` bool maps and 0-d int64 tensors.
+    """minatar's ``Env`` fields: ``[10, 10]`` int32 0/1 maps and 0-d int64 tensors.
 
     ``pos``: the cannon's column; ``aliens``/``bullets``/``enemy_bullets``: where aliens,
     the cannon's bullets and the aliens' bullets are; ``alien_dir``: -1 left, +1 right;
@@ -157,10 +157,10 @@ class SpaceInvaders(Environment):
         def i64(v: int) -> torch.Tensor:
             return torch.tensor(v, dtype=torch.int64, device=dev)
 
-        empty = torch.zeros((GRID, GRID), dtype=torch.bool, device=dev)
+        empty = torch.zeros((GRID, GRID), dtype=torch.int32, device=dev)
         state = SpaceInvadersState(
             pos=i64(_START_POS),
-            aliens=_wave(dev).reshape(GRID, GRID),
+            aliens=_wave(dev).to(torch.int32).reshape(GRID, GRID),
             bullets=empty,
             enemy_bullets=empty,
             alien_dir=i64(-1),
@@ -198,8 +198,10 @@ class SpaceInvaders(Environment):
         sticky = R.bernoulli(key, params.sticky_action_prob)
         a = torch.where(sticky, s.last_action, action.to(torch.int64))
 
-        # maps are computed on as flat [100] int32 0/1: inductor vectorises int32 loops
-        # well and bool ones badly (the step took 4x as long on bool maps)
+        # maps are flat [100] int32 0/1, kept so in the state: inductor vectorises int32
+        # loops well and bool ones badly, loading and storing bool maps a byte at a time
+        # (the step took 4x as long on bool maps).  ``to`` is a no-op but for a state
+        # saved with bool maps.
         i32 = torch.int32
         fire = (a == _FIRE) & (s.shot_timer == 0)
         old_cannon = cells == _BOTTOM * GRID + s.pos.to(i32)
@@ -261,9 +263,9 @@ class SpaceInvaders(Environment):
 
         new = SpaceInvadersState(
             pos=pos,
-            aliens=aliens.reshape(GRID, GRID) > 0,
-            bullets=bullets.reshape(GRID, GRID) > 0,
-            enemy_bullets=enemy.reshape(GRID, GRID) > 0,
+            aliens=aliens.reshape(GRID, GRID),
+            bullets=bullets.reshape(GRID, GRID),
+            enemy_bullets=enemy.reshape(GRID, GRID),
             alien_dir=alien_dir,
             move_interval=s.move_interval - faster.to(torch.int64),
             move_timer=move_timer - 1,
@@ -287,8 +289,8 @@ class SpaceInvaders(Environment):
         planes = (
             cells == _BOTTOM * GRID + state.pos,
             aliens,
-            aliens & left,
-            aliens & ~left,
+            aliens * left,
+            aliens * ~left,
             state.bullets.reshape(-1),
             state.enemy_bullets.reshape(-1),
         )
