@@ -49,6 +49,7 @@ import torch
 from funrl import random as R
 from funrl import tree
 from funrl.envs.base import Environment, StepResult
+from funrl.envs.minatar._planes import hit
 from funrl.envs.spaces import Box, Discrete
 
 __all__ = ["ASTERIX_ACTION_SET", "Asterix", "AsterixParams", "AsterixState"]
@@ -247,9 +248,10 @@ class Asterix(Environment):
     def _obs(state: AsterixState) -> torch.Tensor:
         """``[10, 10, 4]`` float32: player, enemies, trail, gold (minatar's ``state()``).
         Row ``i + 1`` holds entity ``i`` alone, so each plane is one ``[10, 10]``
-        comparison of the columns with a per-row column (-1 where there is none), and
-        the four channels of a cell are packed into the bytes of one int32 as
-        :class:`~funrl.envs.minatar.Breakout` does."""
+        comparison of the columns with a per-row column (-1 where there is none), made in
+        integers (:func:`~funrl.envs.minatar._planes.hit`: no bool plane for inductor to
+        store byte by byte), and the four channels of a cell are packed into the bytes of
+        one int32 as :class:`~funrl.envs.minatar.Breakout` does."""
         dev = state.player_x.device
         idx = torch.arange(GRID, dtype=torch.int64, device=dev)
         none = torch.full((1,), -1, dtype=torch.int64, device=dev)
@@ -261,14 +263,14 @@ class Asterix(Environment):
         back_col = torch.cat([none, back, none])[:, None]
         cols = idx[None, :]
         planes = (
-            (idx[:, None] == state.player_y) & (cols == state.player_x),
-            cols == enemy_col,
-            cols == back_col,
-            cols == gold_col,
+            hit(idx[:, None], state.player_y) * hit(cols, state.player_x),
+            hit(cols, enemy_col),
+            hit(cols, back_col),
+            hit(cols, gold_col),
         )
         code = torch.zeros((GRID, GRID), dtype=torch.int32, device=dev)
         for plane, shift in zip(planes, _BYTE_SHIFTS, strict=True):
-            code = code | (plane.to(torch.int32) << shift)
+            code = code | (plane << shift)
         return code.view(torch.uint8).reshape(GRID, GRID, CHANNELS).to(torch.float32)
 
     def observation_space(self, params: AsterixParams) -> Box:
