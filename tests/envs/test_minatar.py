@@ -470,17 +470,3 @@ def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:
     assert counters["stats"]["unique_graphs"] - graphs == 1
     done = eager[3] | eager[4]
     assert done.any() and not done.all() and eager[4].any()
-
-
-def test_planes_hit_is_int32_equality() -> None:
-    """``hit(u, v)`` (how the MinAtar observations build their planes without a bool
-    tensor) is ``(u == v)`` as int32 0/1, broadcast, negative values included."""
-    from funrl.envs.minatar._planes import hit
-
-    g = torch.Generator().manual_seed(0)
-    u = torch.randint(-3, 12, (50, 1), generator=g)
-    v = torch.randint(-3, 12, (1, 10), generator=g)
-    got = hit(u, v)
-    assert got.dtype == torch.int32 and got.shape == (50, 10)
-    torch.testing.assert_close(got, (u == v).to(torch.int32), rtol=0, atol=0)
-    assert 0 < int(got.sum()) < got.numel()

@@ -27,6 +27,7 @@ from funrl import tree
 from funrl.compiling import compile as funrl_compile
 from funrl.envs import VecEnv, make
 from funrl.envs.minatar import ASTERIX_ACTION_SET, Asterix, AsterixParams, AsterixState
+from funrl.envs.minatar._planes import hit
 from funrl.envs.minatar.asterix import spawn_draws
 from funrl.envs.spaces import Box, Discrete
 from funrl.testing import assert_trees_close
@@ -263,3 +264,15 @@ def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:
     got = funrl_compile(venv.step, fullgraph=True)(key, state, action, p)
     assert_trees_close(got, eager, rtol=0, atol=0, what="compile")
     assert float(eager[2][0]) == 1.0 and bool(eager[3][1])  # gold picked up, enemy met
+
+
+def test_planes_hit_is_int32_equality() -> None:
+    """``hit(u, v)`` (how Asterix's observation builds its planes without a bool tensor)
+    is ``(u == v)`` as int32 0/1, broadcast, negative values included."""
+    g = torch.Generator().manual_seed(0)
+    u = torch.randint(-3, 12, (50, 1), generator=g)
+    v = torch.randint(-3, 12, (1, 10), generator=g)
+    got = hit(u, v)
+    assert got.dtype == torch.int32 and got.shape == (50, 10)
+    torch.testing.assert_close(got, (u == v).to(torch.int32), rtol=0, atol=0)
+    assert 0 < int(got.sum()) < got.numel()
