@@ -207,6 +207,18 @@ def diver_draws(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return R.bernoulli(k_side, 0.5), R.randint(k_row, 1, 9)
 
 
+def _as_flags(e: SeaquestEntities) -> SeaquestEntities:
+    """``e`` with ``alive``, ``right`` and ``sub`` as int64 ``0``/``1``, the form the step
+    computes in (see :meth:`Seaquest.step_env`)."""
+    i64 = torch.int64
+    return e.replace(alive=e.alive.to(i64), right=e.right.to(i64), sub=e.sub.to(i64))
+
+
+def _as_bools(e: SeaquestEntities) -> SeaquestEntities:
+    """The inverse of :func:`_as_flags`: the state's bool fields."""
+    return e.replace(alive=e.alive.bool(), right=e.right.bool(), sub=e.sub.bool())
+
+
 def _append(
     e: SeaquestEntities,
     put: torch.Tensor,
@@ -216,30 +228,33 @@ def _append(
     right: torch.Tensor,
     timer: torch.Tensor | int = 0,
     shot: torch.Tensor | int = 0,
-    sub: torch.Tensor | bool = False,
+    sub: torch.Tensor | int = 0,
 ) -> SeaquestEntities:
-    """``e`` with an entity stamped ``born`` in its first free slot where the 0-d bool
-    ``put`` holds; a full array drops it."""
-    free = ~e.alive
-    slot = put & free & (free.to(torch.int64).cumsum(0) == 1)
+    """``e`` (int64 flags) with an entity stamped ``born`` in its first free slot where
+    the 0-d bool ``put`` holds; a full array drops it."""
+    free = 1 - e.alive
+    slot = put.to(torch.int64) & free & (free.cumsum(0) == 1)
+    into = slot.bool()
     return SeaquestEntities(
         alive=e.alive | slot,
-        x=torch.where(slot, x, e.x),
-        y=torch.where(slot, y, e.y),
-        right=torch.where(slot, right, e.right),
-        timer=torch.where(slot, timer, e.timer),
-        shot=torch.where(slot, shot, e.shot),
-        sub=torch.where(slot, sub, e.sub),
-        born=torch.where(slot, born, e.born),
+        x=torch.where(into, x, e.x),
+        y=torch.where(into, y, e.y),
+        right=torch.where(into, right, e.right),
+        timer=torch.where(into, timer, e.timer),
+        shot=torch.where(into, shot, e.shot),
+        sub=torch.where(into, sub, e.sub),
+        born=torch.where(into, born, e.born),
     )
 
 
 def _heading(right: torch.Tensor) -> torch.Tensor:
-    return torch.where(right, 1, -1)
+    """``+1`` where ``right`` (bool or int64 ``0``/``1``), else ``-1``."""
+    return 2 * right.to(torch.int64) - 1
 
 
 def _on_grid(x: torch.Tensor) -> torch.Tensor:
-    return (x >= 0) & (x <= GRID - 1)
+    """int64 ``1`` where the column ``x`` is on the grid, else ``0``."""
+    return (x.clamp(0, GRID - 1) == x).to(torch.int64)
 
 
 def _same_cell_rank(
@@ -259,7 +274,7 @@ def _claims(
     rank: torch.Tensor,
     oldest: bool,
 ) -> torch.Tensor:
-    """``[torpedoes, enemies]`` bool: which enemy each torpedo pairs with.
+    """``[torpedoes, enemies]`` int64 ``0``/``1``: which enemy each torpedo pairs with.
 
     ``pairs[t, e]``: torpedo ``t`` and enemy ``e`` meet on one cell.  minatar walks one
     side in order and lets each take the first of the other side's entities still there
@@ -272,14 +287,14 @@ def _claims(
     key = born if oldest else -born  # smallest first either way
 
     def first_two(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        stamps = torch.where(mask, key[None, :], torch.iinfo(born.dtype).max)
+        stamps = torch.where(mask.bool(), key[None, :], torch.iinfo(born.dtype).max)
         one = stamps.amin(1)
         two = torch.where(stamps == one[:, None], torch.iinfo(born.dtype).max, stamps).amin(1)
         return one, two
 
     big = torch.iinfo(born.dtype).max
     a1, a2 = first_two(pairs & first_kind[None, :])
-    b1, b2 = first_two(pairs & ~first_kind[None, :])
+    b1, b2 = first_two(pairs & (1 - first_kind[None, :]))
     place0 = torch.where(a1 < big, a1, b1)
     place1 = torch.where(a2 < big, a2, torch.where(a1 < big, b1, b2))
     target = torch.where(rank == 0, place0, torch.where(rank == 1, place1, big))
@@ -347,6 +362,11 @@ class Seaquest(Environment):
         enemies); enemy submarines fire when due; the timers count down; the oxygen runs
         down below the surface, and surfacing trades divers for oxygen (see the module
         docstring).
+
+        The entities' flags (``alive``, ``right``, ``sub``) are int64 ``0``/``1`` inside
+        the step and bool again in the state it returns: compiled for the CPU, kernels
+        over ``[envs, 32]`` slots load, store and blend bool flags a byte at a time, and
+        int64 ones as whole vectors (``benchmarks/RESULTS.md``, session 23).
         """
         s = state
         i64 = torch.int64
@@ -355,26 +375,28 @@ class Seaquest(Environment):
         a = torch.where(sticky, s.last_action, action.to(i64))
 
         # spawns: an enemy (unless its row holds one heading the other way), a diver
-        en = s.enemies
+        en = _as_flags(s.enemies)
         spawning = s.e_spawn_timer == 0
-        e_right, is_sub, e_row = enemy_draws(k_enemy)
+        e_right, is_sub, e_row = (v.to(i64) for v in enemy_draws(k_enemy))
         clash = (en.alive & (en.y == e_row) & (en.right != e_right)).any()
         put = spawning & ~clash
-        shot0 = torch.where(is_sub, _ENEMY_SHOT_INTERVAL, 0)
-        e_x = torch.where(e_right, 0, GRID - 1)
+        shot0 = _ENEMY_SHOT_INTERVAL * is_sub
+        e_x = (GRID - 1) * (1 - e_right)
         en = _append(en, put, s.births, e_x, e_row, e_right, s.move_speed, shot0, is_sub)
         births = s.births + put.to(i64)
         e_spawn_timer = torch.where(spawning, s.e_spawn_speed, s.e_spawn_timer)
         diving_in = s.d_spawn_timer == 0
-        d_right, d_row = diver_draws(k_diver)
-        diver_x = torch.where(d_right, 0, GRID - 1)
-        divers = _append(s.divers, diving_in, births, diver_x, d_row, d_right, _DIVER_MOVE_INTERVAL)
+        d_right, d_row = (v.to(i64) for v in diver_draws(k_diver))
+        diver_x = (GRID - 1) * (1 - d_right)
+        divers = _as_flags(s.divers)
+        divers = _append(divers, diving_in, births, diver_x, d_row, d_right, _DIVER_MOVE_INTERVAL)
         births = births + diving_in.to(i64)
         d_spawn_timer = torch.where(diving_in, _DIVER_SPAWN_SPEED, s.d_spawn_timer)
 
         # the player: fire, or move (left and right also turn the submarine)
         fire = (a == _FIRE) & (s.shot_timer == 0)
-        torps = _append(s.f_bullets, fire, births, s.sub_x, s.sub_y, s.sub_or)
+        torps = _as_flags(s.f_bullets)
+        torps = _append(torps, fire, births, s.sub_x, s.sub_y, s.sub_or.to(i64))
         births = births + fire.to(i64)
         shot_timer = torch.where(fire, _SHOT_COOL_DOWN, s.shot_timer)
         sx = (s.sub_x - (a == _LEFT).to(i64) + (a == _RIGHT).to(i64)).clamp(0, GRID - 1)
@@ -392,63 +414,64 @@ class Seaquest(Environment):
         cell = en.y * GRID + en.x
         on_cell = t_live[:, None] & alive[None, :] & (cell[None, :] == t_cell[:, None])
         newer_there = _same_cell_rank(t_live, t_cell, torps.born, newer=True)
-        hit = _claims(on_cell, ~en.sub, en.born, newer_there, oldest=True)
-        got = t_live & hit.any(1)
-        alive = alive & ~hit.any(0)
-        t_live = t_live & ~got
+        hit = _claims(on_cell, 1 - en.sub, en.born, newer_there, oldest=True)
+        got = t_live & hit.amax(1)
+        alive = alive & (1 - hit.amax(0))
+        t_live = t_live & (1 - got)
         reward = got.sum(dtype=i64)
 
         # divers: picked up where on the submarine (before or after their move), newest
         # first while fewer than six are on board; the others move when due
         d_x = divers.x + _heading(divers.right)
-        due = divers.timer == 0
+        due = (divers.timer == 0).to(i64)
         at_sub = divers.alive & (divers.x == sx) & (divers.y == sy)
-        met = divers.alive & ~at_sub & due & _on_grid(d_x) & (d_x == sx) & (divers.y == sy)
+        met = divers.alive & (1 - at_sub) & due & _on_grid(d_x) & (d_x == sx) & (divers.y == sy)
         reach = at_sub | met
         newer = (reach[None, :] & (divers.born[None, :] > divers.born[:, None])).sum(1)
         picked = reach & (s.diver_count + newer < MAX_DIVERS)
         diver_count = s.diver_count + picked.sum(dtype=i64)
-        moving = divers.alive & ~picked & due
+        moving = divers.alive & (1 - picked) & due
         divers = divers.replace(
-            alive=divers.alive & ~picked & (~moving | _on_grid(d_x)),
-            x=torch.where(moving, d_x, divers.x),
-            timer=torch.where(moving, _DIVER_MOVE_INTERVAL, divers.timer - 1),
+            alive=divers.alive & (1 - picked) & ((1 - moving) | _on_grid(d_x)),
+            x=torch.where(moving.bool(), d_x, divers.x),
+            timer=torch.where(moving.bool(), _DIVER_MOVE_INTERVAL, divers.timer - 1),
         )
 
         # enemies (enemy submarines, then fish): one on the submarine terminates; due
         # ones move (off the grid they vanish; onto the submarine, terminate; onto a
         # torpedo, both vanish, the oldest torpedo there and the newest of the enemies)
-        due = en.timer == 0
-        x = torch.where(alive & due, en.x + _heading(en.right), en.x)
-        gone = alive & due & ~_on_grid(x)
-        crash = alive & due & ~gone & (x == sx) & (en.y == sy)
+        stepping = alive & (en.timer == 0)
+        x = en.x + stepping * _heading(en.right)
+        gone = stepping & (1 - _on_grid(x))
+        crash = stepping & (1 - gone) & (x == sx) & (en.y == sy)
         terminated = (alive & (en.x == sx) & (en.y == sy)).any() | crash.any()
-        can_hit = alive & due & ~gone & ~crash
+        can_hit = stepping & (1 - gone) & (1 - crash)
         # an enemy that moves onto torpedoes removes one: enemy submarines (newest
         # first) go before fish (newest first), each taking the oldest torpedo left
         moved_cell = en.y * GRID + x
         meets = t_live[:, None] & can_hit[None, :] & (moved_cell[None, :] == t_cell[:, None])
         older_there = _same_cell_rank(t_live, t_cell, torps.born, newer=False)
         hit = _claims(meets, en.sub, en.born, older_there, oldest=False)
-        taken = hit.any(0)
-        t_live = t_live & ~hit.any(1)
+        taken = hit.amax(0)
+        t_live = t_live & (1 - hit.amax(1))
         reward = reward + taken.sum(dtype=i64)
         # every enemy submarine that was there fires when due, into its bullet slot
         # (those that left the grid too, but their bullets would leave it at once)
-        firing = alive & en.sub & (en.shot == 0)
-        shot = torch.where(firing, _ENEMY_SHOT_INTERVAL, en.shot - (alive & en.sub).to(i64))
+        armed = alive & en.sub
+        firing = armed & (en.shot == 0)
+        shot = torch.where(firing.bool(), _ENEMY_SHOT_INTERVAL, en.shot - armed)
         enemies = en.replace(
-            alive=alive & ~gone & ~taken,
+            alive=alive & (1 - gone) & (1 - taken),
             x=x,
-            timer=torch.where(alive & due, s.move_speed, en.timer - alive.to(i64)),
+            timer=torch.where(stepping.bool(), s.move_speed, en.timer - alive),
             shot=shot,
         )
-        firing = firing & _on_grid(x)
-        b = s.e_bullets
+        firing = (firing & _on_grid(x)).bool()
+        b = _as_flags(s.e_bullets)
         b_x0 = torch.where(firing, x, b.x)
         b_y = torch.where(firing, en.y, b.y)
         b_right = torch.where(firing, en.right, b.right)
-        b_alive = b.alive | firing
+        b_alive = b.alive | firing.to(i64)
         # enemy bullets: one on the submarine, before or after its move, terminates
         b_x = b_x0 + _heading(b_right)
         terminated = terminated | (b_alive & (b_x0 == sx) & (b_y == sy)).any()
@@ -497,14 +520,22 @@ class Seaquest(Environment):
             last_action=a,
             time=s.time + 1,
         )
+        obs = self._obs(nxt)
+        nxt = nxt.replace(
+            f_bullets=_as_bools(torps),
+            e_bullets=_as_bools(bullets),
+            enemies=_as_bools(enemies),
+            divers=_as_bools(divers),
+        )
         truncated = nxt.time >= params.max_steps
-        return self._obs(nxt), nxt, reward.to(torch.float32), terminated, truncated, {}
+        return obs, nxt, reward.to(torch.float32), terminated, truncated, {}
 
     @staticmethod
     def _obs(state: SeaquestState) -> torch.Tensor:
         """``[10, 10, 10]`` float32 (minatar's ``state()``): every mark is one flat index
         ``(row * 10 + column) * 10 + channel`` (index 1000 where there is none), and one
-        scatter writes them all."""
+        scatter writes them all.  The entities' flags may be bool (the state) or int64
+        (inside the step)."""
         s = state
         dev = s.sub_x.device
         none = GRID * GRID * CHANNELS
@@ -512,7 +543,7 @@ class Seaquest(Environment):
         def at(
             show: torch.Tensor, x: torch.Tensor, y: torch.Tensor | int, ch: torch.Tensor | int
         ) -> torch.Tensor:
-            return torch.where(show, (y * GRID + x) * CHANNELS + ch, none).reshape(-1)
+            return torch.where(show.bool(), (y * GRID + x) * CHANNELS + ch, none).reshape(-1)
 
         # the submarine's back: a column off the grid wraps round (numpy's index -1);
         # minatar's turns keep it on the grid
@@ -532,7 +563,7 @@ class Seaquest(Environment):
                 at(s.f_bullets.alive, s.f_bullets.x, s.f_bullets.y, 2),
                 at(trail_on, trail, trail_y, 3),
                 at(s.e_bullets.alive, s.e_bullets.x, s.e_bullets.y, 4),
-                at(en.alive, en.x, en.y, torch.where(en.sub, 6, 5)),
+                at(en.alive, en.x, en.y, 5 + en.sub.to(torch.int64)),
                 at(cols < oxygen_cells, cols, GRID - 1, 7),
                 at(divers_on_board, cols, GRID - 1, 8),
                 at(dv.alive, dv.x, dv.y, 9),
