@@ -93,13 +93,13 @@ def entities(rows: list[list[Any]], born: list[int], slots: list[int], n: int) -
         cols[1 : 1 + len(e), k] = [int(v) for v in e]
     t = torch.from_numpy(cols)
     return SeaquestEntities(
-        alive=t[0] > 0,
+        alive=t[0],
         x=t[1],
         y=t[2],
-        right=t[3] > 0,
+        right=t[3],
         timer=t[4],
         shot=t[5],
-        sub=t[6] > 0,
+        sub=t[6],
         born=t[7],
     )
 
@@ -159,7 +159,7 @@ def listed(s: SeaquestState) -> dict[str, list[list[Any]]]:
     return {
         "f_bullets": rows(s.f_bullets, yes, 3),
         "e_bullets": sorted(rows(s.e_bullets, yes, 3)),
-        "e_fish": rows(s.enemies, ~s.enemies.sub, 4),
+        "e_fish": rows(s.enemies, 1 - s.enemies.sub, 4),
         "e_subs": rows(s.enemies, s.enemies.sub, 5),
         "divers": rows(s.divers, yes, 4),
     }
@@ -494,3 +494,31 @@ def test_eager_vmap_and_compile_of_a_vec_env_step_agree() -> None:
     assert_trees_close(vmapped, eager, rtol=0, atol=0, what="vmap")
     got = funrl_compile(venv.step, fullgraph=True)(key, state, action, p)
     assert_trees_close(got, eager, rtol=0, atol=0, what="compile")
+
+
+def test_state_flags_are_int64_and_a_bool_flagged_state_still_steps() -> None:
+    """Since session 23 the entities' flags are int64; a state saved before, with bool
+    flags, steps to the same result (and an int64-flagged state)."""
+    _, fresh = ENV.reset(R.key(0), ENV.default_params())
+    assert {fresh.enemies.alive.dtype, fresh.divers.right.dtype} == {torch.int64}
+    rng = np.random.default_rng(11)
+    p = params(sticky=0.0)
+    for i in range(20):
+        state = random_state(rng)
+        old = state.replace(
+            **{
+                name: e.replace(alive=e.alive.bool(), right=e.right.bool(), sub=e.sub.bool())
+                for name, e in [
+                    ("f_bullets", state.f_bullets),
+                    ("e_bullets", state.e_bullets),
+                    ("enemies", state.enemies),
+                    ("divers", state.divers),
+                ]
+            }
+        )
+        assert old.enemies.alive.dtype == torch.bool
+        key, action = R.key(i), torch.tensor(i % 6)
+        want = ENV.step(key, state, action, p)
+        got = ENV.step(key, old, action, p)
+        assert_trees_close(got, want, rtol=0, atol=0, what="bool-flagged state")
+        assert got[1].enemies.alive.dtype == torch.int64

@@ -126,12 +126,16 @@ class SeaquestParams:
 class SeaquestEntities(tree.Struct):
     """Entities of one kind as ``[slots]`` arrays (unused slots zero).
 
-    ``alive`` (bool): the slot holds an entity; ``x``/``y`` (int64): its column and row;
-    ``right`` (bool): it moves right; ``timer`` (int64): steps until it moves (enemies and
-    divers; 0 for bullets and torpedoes); ``shot`` (int64): steps until an enemy
-    submarine fires (0 for the rest); ``sub`` (bool): an enemy submarine, not a fish;
-    ``born`` (int64): the spawn stamp that orders entities as minatar's lists (older
-    first; 0 for bullets, whose order decides nothing).
+    Every field is int64.  ``alive`` (``0``/``1``): the slot holds an entity; ``x``/``y``:
+    its column and row; ``right`` (``0``/``1``): it moves right; ``timer``: steps until
+    it moves (enemies and divers; 0 for bullets and torpedoes); ``shot``: steps until an
+    enemy submarine fires (0 for the rest); ``sub`` (``0``/``1``): an enemy submarine,
+    not a fish; ``born``: the spawn stamp that orders entities as minatar's lists (older
+    first; 0 for bullets, whose order decides nothing).  The flags are integers, not
+    bool, for speed: compiled for the CPU, kernels over ``[envs, 32]`` slots load, store
+    and blend bool flags a byte at a time, and int64 ones as whole vectors
+    (``benchmarks/RESULTS.md``, session 23).  A state with bool flags (from before
+    session 23) still steps; the state it returns has int64 ones.
     """
 
     alive: torch.Tensor
@@ -185,10 +189,9 @@ class SeaquestState(tree.Struct):
 
 def empty_entities(slots: int, device: torch.device | str | None = None) -> SeaquestEntities:
     """No entities in ``slots`` slots."""
-    no = torch.zeros(slots, dtype=torch.bool, device=device)
     zero = torch.zeros(slots, dtype=torch.int64, device=device)
     return SeaquestEntities(
-        alive=no, x=zero, y=zero, right=no, timer=zero, shot=zero, sub=no, born=zero
+        alive=zero, x=zero, y=zero, right=zero, timer=zero, shot=zero, sub=zero, born=zero
     )
 
 
@@ -208,15 +211,10 @@ def diver_draws(key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _as_flags(e: SeaquestEntities) -> SeaquestEntities:
-    """``e`` with ``alive``, ``right`` and ``sub`` as int64 ``0``/``1``, the form the step
-    computes in (see :meth:`Seaquest.step_env`)."""
+    """``e`` with ``alive``, ``right`` and ``sub`` as int64 (a no-op for the state
+    :meth:`Seaquest.reset_env` makes; bool ones, from before session 23, are converted)."""
     i64 = torch.int64
     return e.replace(alive=e.alive.to(i64), right=e.right.to(i64), sub=e.sub.to(i64))
-
-
-def _as_bools(e: SeaquestEntities) -> SeaquestEntities:
-    """The inverse of :func:`_as_flags`: the state's bool fields."""
-    return e.replace(alive=e.alive.bool(), right=e.right.bool(), sub=e.sub.bool())
 
 
 def _append(
@@ -361,12 +359,9 @@ class Seaquest(Environment):
         torpedo's cell removes it: the oldest torpedo there, and the newest of two
         enemies); enemy submarines fire when due; the timers count down; the oxygen runs
         down below the surface, and surfacing trades divers for oxygen (see the module
-        docstring).
-
-        The entities' flags (``alive``, ``right``, ``sub``) are int64 ``0``/``1`` inside
-        the step and bool again in the state it returns: compiled for the CPU, kernels
-        over ``[envs, 32]`` slots load, store and blend bool flags a byte at a time, and
-        int64 ones as whole vectors (``benchmarks/RESULTS.md``, session 23).
+        docstring).  The entities' flags (``alive``, ``right``, ``sub``) are int64
+        ``0``/``1`` (see :class:`SeaquestEntities`): ``&`` and ``|`` as for bool, ``1 - f``
+        for not.
         """
         s = state
         i64 = torch.int64
@@ -520,15 +515,8 @@ class Seaquest(Environment):
             last_action=a,
             time=s.time + 1,
         )
-        obs = self._obs(nxt)
-        nxt = nxt.replace(
-            f_bullets=_as_bools(torps),
-            e_bullets=_as_bools(bullets),
-            enemies=_as_bools(enemies),
-            divers=_as_bools(divers),
-        )
         truncated = nxt.time >= params.max_steps
-        return obs, nxt, reward.to(torch.float32), terminated, truncated, {}
+        return self._obs(nxt), nxt, reward.to(torch.float32), terminated, truncated, {}
 
     @staticmethod
     def _obs(state: SeaquestState) -> torch.Tensor:
