@@ -265,6 +265,11 @@ def _same_cell_rank(
     return (same & than).sum(1)
 
 
+_KIND_OFFSET = 1 << 40
+"""Puts one kind of enemy after the other in :func:`_claims`'s order: above the spread
+of the spawn stamps (at most three a step)."""
+
+
 def _claims(
     pairs: torch.Tensor,
     first_kind: torch.Tensor,
@@ -279,24 +284,18 @@ def _claims(
     (in the order: ``first_kind`` before the rest, each ``oldest`` or newest first by
     ``born``); the one of ``rank`` (0 first) on its cell then gets the entity of that
     place in the order.  A cell holds at most two of the player's torpedoes (they would
-    have to face each other), so places 0 and 1 are enough: the first two entities of
-    each kind decide them.
+    have to face each other), so places 0 and 1 are enough.  The order is one integer
+    per entity (its stamp, negated for newest first, plus :data:`_KIND_OFFSET` unless it
+    is of ``first_kind``), so two reductions over the slots find both places.
     """
     key = born if oldest else -born  # smallest first either way
-
-    def first_two(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        stamps = torch.where(mask.bool(), key[None, :], torch.iinfo(born.dtype).max)
-        one = stamps.amin(1)
-        two = torch.where(stamps == one[:, None], torch.iinfo(born.dtype).max, stamps).amin(1)
-        return one, two
-
+    order = key + (1 - first_kind) * _KIND_OFFSET
     big = torch.iinfo(born.dtype).max
-    a1, a2 = first_two(pairs & first_kind[None, :])
-    b1, b2 = first_two(pairs & (1 - first_kind[None, :]))
-    place0 = torch.where(a1 < big, a1, b1)
-    place1 = torch.where(a2 < big, a2, torch.where(a1 < big, b1, b2))
+    there = torch.where(pairs.bool(), order[None, :], big)
+    place0 = there.amin(1)
+    place1 = torch.where(there == place0[:, None], big, there).amin(1)
     target = torch.where(rank == 0, place0, torch.where(rank == 1, place1, big))
-    return pairs & (key[None, :] == target[:, None]) & (target[:, None] < big)
+    return pairs & (order[None, :] == target[:, None]) & (target[:, None] < big)
 
 
 class Seaquest(Environment):
