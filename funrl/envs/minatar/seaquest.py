@@ -521,8 +521,7 @@ class Seaquest(Environment):
     def _obs(state: SeaquestState) -> torch.Tensor:
         """``[10, 10, 10]`` float32 (minatar's ``state()``): every mark is one flat index
         ``(row * 10 + column) * 10 + channel`` (index 1000 where there is none), and one
-        scatter writes them all.  The entities' flags may be bool (the state) or int64
-        (inside the step)."""
+        scatter writes them all."""
         s = state
         dev = s.sub_x.device
         none = GRID * GRID * CHANNELS
@@ -550,7 +549,7 @@ class Seaquest(Environment):
                 at(s.f_bullets.alive, s.f_bullets.x, s.f_bullets.y, 2),
                 at(trail_on, trail, trail_y, 3),
                 at(s.e_bullets.alive, s.e_bullets.x, s.e_bullets.y, 4),
-                at(en.alive, en.x, en.y, 5 + en.sub.to(torch.int64)),
+                at(en.alive, en.x, en.y, 5 + en.sub),
                 at(cols < oxygen_cells, cols, GRID - 1, 7),
                 at(divers_on_board, cols, GRID - 1, 8),
                 at(dv.alive, dv.x, dv.y, 9),
