@@ -33,6 +33,7 @@ __all__ = [
     "OptimizerHParams",
     "PresetConfig",
     "acting",
+    "check_host_vectorization",
     "check_hparams_cls",
     "check_hparams_if_concrete",
     "check_part",
@@ -228,8 +229,13 @@ def make_env_stack(
     normalize_obs: bool = False,
     normalize_reward: bool = False,
     reward_gamma: float = 0.99,
+    *,
+    vectorization: str = "sync",
 ) -> EnvStack:
     """Build the standard training stack for ``env_id``.
+
+    ``vectorization`` (a Config's ``host_vectorization``) is how a Gymnasium host env's
+    members step (:func:`check_host_vectorization`); pure envs and EnvPool take ``"sync"``.
 
     Continuous actions: ``policy="tanh_gaussian"`` (or ``"deterministic"``) rescales
     [-1, 1] to the env's bounds; other continuous policies are clipped to the bounds.
@@ -237,6 +243,12 @@ def make_env_stack(
     """
     base, env_params = make_env(env_id)
     host = is_host(base)
+    if vectorization != "sync" and (not host or env_id.startswith("envpool:")):
+        what = "EnvPool batches its envs itself" if host else "it is a pure torch env (VecEnv)"
+        raise ValueError(
+            f"{env_id}: host_vectorization={vectorization!r} applies to Gymnasium host envs "
+            f"(gym:, atari:, dmc:), and {what}: use 'sync'"
+        )
     space = base.action_space(env_params)
     obs_space = base.observation_space(env_params)
     if not isinstance(obs_space, Box) or len(obs_space.shape) not in (1, 3):
@@ -257,7 +269,9 @@ def make_env_stack(
     vector: Callable[[int], Environment] | None = None
     if host:  # a Gymnasium vector env of n members takes VecEnv's place
         atari = env_id.startswith(("atari:", "envpool:"))  # envpool: only Atari uses it
-        extra = {"evaluation": True} if atari else {}
+        extra: dict[str, Any] = {"evaluation": True} if atari else {}
+        if vectorization != "sync":
+            extra["vectorization"] = vectorization
 
         def vector(n: int) -> Environment:  # evaluation envs (Atari: whole, unclipped games)
             return wrap(make_env(env_id, num_envs=n, **extra)[0])
@@ -274,6 +288,18 @@ def make_env_stack(
         env = normalizer
     obs_shape = tuple(int(n) for n in obs_space.shape)
     return EnvStack(env, env_params, single, obs_shape, space, normalizer, vector)
+
+
+def check_host_vectorization(where: str, vectorization: Any) -> None:
+    """``ValueError`` naming ``where.host_vectorization`` unless it is ``"sync"``,
+    ``"thread"`` or ``"async"``."""
+    from funrl.envs.thread_vector import VECTORIZATIONS
+
+    if vectorization not in VECTORIZATIONS:
+        raise ValueError(
+            f"{where}.host_vectorization must be one of "
+            f"{', '.join(map(repr, VECTORIZATIONS))}, got {vectorization!r}"
+        )
 
 
 def _unwrapped(env: Environment) -> Environment:

@@ -276,7 +276,9 @@ def make(
                  optimizer_hparams=optimizer_hparams, hparams_cls=hparams_cls, units=units,
                  name=name)  # fmt: skip
     where = f"{name}.make"
-    stack = common.make_env_stack(config.env, config.num_envs)
+    stack = common.make_env_stack(
+        config.env, config.num_envs, vectorization=config.host_vectorization
+    )
     if not isinstance(stack.action_space, Discrete):
         raise ValueError(f"{where}: DQN needs a Discrete action space, {config.env} has "
                          f"{stack.action_space}")  # fmt: skip

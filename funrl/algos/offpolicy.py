@@ -42,7 +42,13 @@ import torch
 
 from funrl import buffers, collectors, tree
 from funrl import random as R
-from funrl.algos.common import EnvStack, PresetConfig, check_units, episode_metrics
+from funrl.algos.common import (
+    EnvStack,
+    PresetConfig,
+    check_host_vectorization,
+    check_units,
+    episode_metrics,
+)
 from funrl.algos.units import UnitTransform
 from funrl.envs.spaces import Box, Discrete
 
@@ -99,6 +105,11 @@ class Config(PresetConfig):
         decoded to the very same float32 values (:func:`encode_obs`).  ``make`` raises
         ``ValueError`` for an env whose observation space is not a ``Box`` within [0, 1]
         (:func:`check_obs_storage`), and other values raise it when stored eagerly.
+      host_vectorization: how a host env's ``num_envs`` members step (``gym:``, ``atari:``
+        and ``dmc:`` ids): ``"sync"`` one after another, ``"thread"`` in shards at once on
+        threads (:class:`funrl.envs.thread_vector.ThreadVectorEnv`: the same trajectories,
+        faster where the simulator releases the GIL, as MuJoCo and ALE do) or ``"async"``
+        in subprocesses.  Pure torch envs take only ``"sync"``.
     """
 
     env: str = "CartPole-v1"
@@ -115,6 +126,7 @@ class Config(PresetConfig):
     collect_steps_per_call: int = 1
     learn_steps_per_call: int = 1
     obs_storage: str = "float32"
+    host_vectorization: str = "sync"
 
     @property
     def steps_per_update(self) -> int:
@@ -154,6 +166,7 @@ class Config(PresetConfig):
             )
         if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in self.hidden):
             raise ValueError(f"{name}.hidden must be positive ints, got {self.hidden!r}")
+        check_host_vectorization(name, self.host_vectorization)
         if self.obs_storage not in OBS_STORAGES:
             raise ValueError(
                 f"{name}.obs_storage must be one of {', '.join(map(repr, OBS_STORAGES))}, "

@@ -103,6 +103,11 @@ class Config(common.PresetConfig):
         ``TanhGSDE``) and the state an :class:`SDETrainState`.
       sde_sample_freq: with ``use_sde``, redraw each env's exploration matrix every this
         many collector steps; ``-1``: once per rollout (SB3's meaning).
+      host_vectorization: how a host env's ``num_envs`` members step (``gym:``, ``atari:``
+        and ``dmc:`` ids): ``"sync"`` one after another, ``"thread"`` in shards at once on
+        threads (:class:`funrl.envs.thread_vector.ThreadVectorEnv`: the same trajectories,
+        faster where the simulator releases the GIL, as MuJoCo and ALE do) or ``"async"``
+        in subprocesses.  Pure torch envs take only ``"sync"``.
     """
 
     env: str = "CartPole-v1"
@@ -126,6 +131,7 @@ class Config(common.PresetConfig):
     log_std_init: float = 0.0
     use_sde: bool = False
     sde_sample_freq: int = -1
+    host_vectorization: str = "sync"
 
     @property
     def batch_size(self) -> int:
@@ -147,6 +153,7 @@ class Config(common.PresetConfig):
 
     def validate(self) -> None:
         name = type(self).__name__
+        common.check_host_vectorization(name, self.host_vectorization)
         for f in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -461,8 +468,9 @@ def make(
     advantage_fn = advantage_fn or gae_advantages
     loss_fn = loss_fn or ppo_loss
     stack = common.make_env_stack(
-        config.env, config.num_envs, config.policy, config.normalize_obs, config.normalize_reward
-    )
+        config.env, config.num_envs, config.policy, config.normalize_obs, config.normalize_reward,
+        vectorization=config.host_vectorization,
+    )  # fmt: skip
     obs_in = stack.obs_shape if stack.images else stack.obs_dim
     nets = networks or default_networks(config, obs_in, stack.action_space)
     opt, table = common.resolve_optimizer(

@@ -334,7 +334,10 @@ def make(
                  hparams_cls=hparams_cls, units=units, name=name)  # fmt: skip
     where = f"{name}.make"
     stack = common.make_env_stack(
-        config.env, config.num_envs, "categorical" if config.discrete else "tanh_gaussian"
+        config.env,
+        config.num_envs,
+        "categorical" if config.discrete else "tanh_gaussian",
+        vectorization=config.host_vectorization,
     )
     _check_action_space(where, stack.action_space, config.discrete)
     space = stack.action_space

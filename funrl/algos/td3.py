@@ -314,7 +314,9 @@ def make(
                  optimizer=optimizer, optimizer_hparams=optimizer_hparams,
                  hparams_cls=hparams_cls, units=units, name=name)  # fmt: skip
     where = f"{name}.make"
-    stack = common.make_env_stack(config.env, config.num_envs, "deterministic")
+    stack = common.make_env_stack(
+        config.env, config.num_envs, "deterministic", vectorization=config.host_vectorization
+    )
     space = stack.action_space
     if not (isinstance(space, Box) and len(space.shape) == 1):
         raise ValueError(

@@ -205,19 +205,18 @@ def make_atari(
 ) -> Any:
     """``ALE/<game>-v5`` with the module docstring's preprocessing, as a
     :class:`~funrl.envs.gym_bridge.GymnasiumEnv`: ``num_envs`` games in a Gymnasium vector
-    env (``vectorization="async"``: in subprocesses), or one.  ``evaluation=True`` drops
+    env (``vectorization="async"``: in subprocesses; ``"thread"``: stepped on threads,
+    :class:`~funrl.envs.thread_vector.ThreadVectorEnv`), or one.  ``evaluation=True`` drops
     episodic life and reward clipping; ``options`` go to :func:`gym_env`."""
     import gymnasium as gym
 
     from funrl.envs.gym_bridge import GymnasiumEnv
+    from funrl.envs.thread_vector import check_vectorization, vector_env_class
 
-    if vectorization not in ("sync", "async"):
-        raise ValueError(
-            f"make_atari: vectorization must be 'sync' or 'async', got {vectorization!r}"
-        )
+    check_vectorization("make_atari", vectorization)
     _game_id(game)  # the extras and the game, checked before any env is built
     if num_envs is None:
         return GymnasiumEnv(gym_env(game, evaluation=evaluation, **options))
     fns = [lambda: gym_env(game, evaluation=evaluation, **options)] * num_envs
-    cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
+    cls = vector_env_class(vectorization)
     return GymnasiumEnv(cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP))

@@ -108,16 +108,15 @@ def _split(name: str) -> tuple[str, str]:
 
 def make_dmc(name: str, num_envs: int | None = None, *, vectorization: str = "sync") -> Any:
     """``dmc:<domain>-<task>`` as a :class:`~funrl.envs.gym_bridge.GymnasiumEnv`
-    (``num_envs`` tasks in a Gymnasium vector env, or one)."""
+    (``num_envs`` tasks in a Gymnasium vector env, or one; ``vectorization`` ``"sync"``,
+    ``"async"`` or ``"thread"``, as for :class:`~funrl.envs.gym_bridge.GymnasiumEnv`)."""
     from funrl.envs.gym_bridge import GymnasiumEnv
+    from funrl.envs.thread_vector import check_vectorization, vector_env_class
 
     domain, task = _split(name)
     if num_envs is None:
         return GymnasiumEnv(DMCGymEnv(domain, task))
-    if vectorization not in ("sync", "async"):
-        raise ValueError(
-            f"make_dmc: vectorization must be 'sync' or 'async', got {vectorization!r}"
-        )
+    check_vectorization("make_dmc", vectorization)
     fns = [lambda: DMCGymEnv(domain, task)] * num_envs
-    cls = gym.vector.SyncVectorEnv if vectorization == "sync" else gym.vector.AsyncVectorEnv
+    cls = vector_env_class(vectorization)
     return GymnasiumEnv(cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP))

@@ -10,8 +10,10 @@ torch) use the same calls as a pure funrl env::
 numpy and C code (the simulator) outside torch, converts tensors to numpy and back, and
 mutates the Gymnasium env held inside: ``torch.func.vmap`` cannot batch it,
 ``torch.compile`` cannot trace it (it would graph-break or fail), and the same ``state``
-cannot be stepped twice.  Batch with ``num_envs`` (a Gymnasium ``SyncVectorEnv`` or, with
-``vectorization="async"``, an ``AsyncVectorEnv`` in subprocesses) instead of ``VecEnv``.
+cannot be stepped twice.  Batch with ``num_envs`` (a Gymnasium ``SyncVectorEnv``; with
+``vectorization="async"``, an ``AsyncVectorEnv`` in subprocesses; with ``"thread"``, a
+:class:`~funrl.envs.thread_vector.ThreadVectorEnv` whose members step on threads, which
+pays for simulators that release the GIL, MuJoCo and ALE) instead of ``VecEnv``.
 
 Semantics, matching the pure envs:
 
@@ -60,6 +62,7 @@ import torch
 from funrl import random as R
 from funrl.envs.base import Environment, StepResult
 from funrl.envs.spaces import Box, Discrete, Space
+from funrl.envs.thread_vector import ThreadVectorEnv, check_vectorization
 
 __all__ = ["GymnasiumEnv", "HostEnv", "from_gymnasium_space"]
 
@@ -181,7 +184,9 @@ class GymnasiumEnv(HostEnv):
       env: a Gymnasium id (``"Pendulum-v1"``), a ``gymnasium.Env`` or a
         ``gymnasium.vector.VectorEnv`` instance (sync or async).
       num_envs: with an id, build a vector env of this many members (``None``: one env).
-      vectorization: ``"sync"`` (one process) or ``"async"`` (subprocesses), with ``num_envs``.
+      vectorization: with ``num_envs``: ``"sync"`` (one after another), ``"async"``
+        (subprocesses) or ``"thread"`` (shards stepped at once on threads:
+        :class:`~funrl.envs.thread_vector.ThreadVectorEnv`).
       **make_kwargs: passed to ``gymnasium.make``/``gymnasium.make_vec`` with an id.
 
     ``batch_shape`` is ``()`` for one env and ``(n,)`` for a vector env; spaces are those of
@@ -195,10 +200,7 @@ class GymnasiumEnv(HostEnv):
         vectorization: str = "sync",
         **make_kwargs: Any,
     ) -> None:
-        if vectorization not in ("sync", "async"):
-            raise ValueError(
-                f"GymnasiumEnv: vectorization must be 'sync' or 'async', got {vectorization!r}"
-            )
+        check_vectorization("GymnasiumEnv", vectorization)
         if num_envs is not None and (not isinstance(num_envs, int) or num_envs < 1):
             raise ValueError(
                 f"GymnasiumEnv: num_envs must be a positive int or None, got {num_envs!r}"
@@ -206,6 +208,12 @@ class GymnasiumEnv(HostEnv):
         if isinstance(env, str):
             if num_envs is None:
                 env = gym.make(env, **make_kwargs)
+            elif vectorization == "thread":
+                env_id = env
+                env = ThreadVectorEnv(
+                    [lambda: gym.make(env_id, **make_kwargs)] * num_envs,
+                    autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+                )
             else:
                 env = gym.make_vec(
                     env,

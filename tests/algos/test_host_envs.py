@@ -119,6 +119,48 @@ def test_restart_keeps_normalisation_statistics():
     assert not torch.equal(restarted.collector.key, state.collector.key)
 
 
+THREAD_CASES = {  # algorithm: its Config on a Gymnasium id, 4 envs
+    "ppo": dict(env="gym:Pendulum-v1", num_envs=4, num_steps=8, hidden=(8,), normalize_obs=True),
+    "a2c": dict(env="gym:CartPole-v1", num_envs=4, num_steps=5, hidden=(8,)),
+    "dqn": dict(env="gym:CartPole-v1", num_envs=4, learning_starts=8, batch_size=8, hidden=(8,)),
+    "sac": dict(env="gym:Pendulum-v1", num_envs=4, learning_starts=8, batch_size=8, hidden=(8,)),
+    "td3": dict(env="gym:Pendulum-v1", num_envs=4, learning_starts=8, batch_size=8, hidden=(8,)),
+    "ddpg": dict(env="gym:Pendulum-v1", num_envs=4, learning_starts=8, batch_size=8, hidden=(8,)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(THREAD_CASES))
+def test_thread_vectorization_trains_the_same_numbers(name):
+    """``host_vectorization="thread"`` steps the same Gymnasium envs on threads: the run's
+    parameters, optimizer state and metrics equal the sync run's bit for bit."""
+    from funrl.envs.thread_vector import ThreadVectorEnv
+
+    mod = importlib.import_module(f"funrl.algos.{name}")
+    fields = THREAD_CASES[name]
+    hp = mod.HParams.create()
+    _, sync, m_sync = _run(mod, mod.Config(**fields), hp, 25)  # CartPole: episodes end
+    algo, threaded, m_thread = _run(mod, mod.Config(**fields, host_vectorization="thread"), hp, 25)
+    envs = algo.env_stack.env
+    while not hasattr(envs, "gym_env"):
+        envs = envs.env
+    assert isinstance(envs.gym_env, ThreadVectorEnv) and envs.gym_env.num_threads >= 1
+    assert tree.all_equal(threaded.params, sync.params)
+    assert tree.all_equal(threaded.opt_state, sync.opt_state)
+    for k in m_sync:
+        assert (
+            torch.equal(m_thread[k], m_sync[k]) or (m_thread[k].isnan() & m_sync[k].isnan()).all()
+        )
+
+
+def test_host_vectorization_is_checked():
+    with pytest.raises(ValueError, match="Config.host_vectorization must be one of 'sync'"):
+        ppo.make(ppo.Config(env="gym:CartPole-v1", host_vectorization="threads"))
+    with pytest.raises(ValueError, match="Config.host_vectorization must be one of 'sync'"):
+        sac.make(sac.Config(env="gym:Pendulum-v1", host_vectorization="process"))
+    with pytest.raises(ValueError, match="CartPole-v1: host_vectorization='thread' applies"):
+        ppo.make(ppo.Config(env="CartPole-v1", host_vectorization="thread"))
+
+
 def test_population_over_a_host_env_is_refused():
     config = ppo.Config(env="gym:CartPole-v1", num_envs=2, num_steps=4)
     with pytest.raises(ValueError, match="host env .* cannot be vmapped over a population"):

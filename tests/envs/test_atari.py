@@ -74,6 +74,25 @@ def test_registry_gives_a_batched_host_env_with_image_spaces():
         funrl.make("atari:Breakoutt")
 
 
+def test_thread_vectorization_steps_the_same_games():
+    from funrl.envs.thread_vector import ThreadVectorEnv
+
+    rollouts = []
+    for vectorization in ("sync", "thread"):
+        env, _ = funrl.make("atari:Breakout", num_envs=3, vectorization=vectorization)
+        obs, state = env.reset(funrl.random.key(2))
+        out = [obs]
+        for t in range(40):  # sticky actions draw from each game's seeded generator
+            action = torch.tensor([t % 4, (t // 2) % 4, 1])
+            obs, state, reward, term, trunc, _ = env.step(funrl.random.key(0), state, action)
+            out += [obs, reward, term, trunc]
+        assert isinstance(env.gym_env, ThreadVectorEnv) == (vectorization == "thread")
+        env.close()
+        rollouts.append(out)
+    for a, b in zip(*rollouts, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_ppo_trains_on_breakout_with_cleanrl_settings():
     config = ppo.Config(env="atari:Breakout", **{**atari.PPO_CONFIG, "num_envs": 2, "num_steps": 8})
     algo = ppo.make(config)

@@ -56,6 +56,25 @@ def test_bridge_batches_and_seeds():
         funrl.make("dmc:cartpole-swingupp")
 
 
+def test_thread_vectorization_steps_the_same_tasks():
+    from funrl.envs.thread_vector import ThreadVectorEnv
+
+    rollouts = []
+    for vectorization in ("sync", "thread"):
+        env, _ = funrl.make("dmc:cartpole-swingup", num_envs=3, vectorization=vectorization)
+        assert isinstance(env.gym_env, ThreadVectorEnv) == (vectorization == "thread")
+        obs, state = env.reset(funrl.random.key(5))
+        out = [obs]
+        for t in range(30):
+            action = torch.full((3, 1), math.sin(t / 5))
+            obs, state, reward, *_ = env.step(funrl.random.key(0), state, action)
+            out += [obs, reward]
+        env.close()
+        rollouts.append(out)
+    for a, b in zip(*rollouts, strict=True):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("mod", [ppo, sac])
 def test_algorithms_train_on_a_suite_task(mod):
     if mod is ppo:
