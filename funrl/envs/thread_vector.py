@@ -32,7 +32,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import gymnasium as gym
@@ -161,12 +161,17 @@ class ThreadVectorEnv(gym.vector.VectorEnv):
 
     def _each(self, fn: Callable[[int, gym.vector.SyncVectorEnv], Any]) -> list[Any]:
         """``fn(j, shard_j)`` for every shard, the first in this thread, the rest at once on
-        the pool; the results in shard order (the first exception is raised)."""
+        the pool; the results in shard order.  Every shard has finished before this returns
+        or raises (the first shard's exception first), so no shard is ever stepped by two
+        threads at once."""
         pending = []
         if self._pool is not None:
             pending = [self._pool.submit(fn, j, s) for j, s in enumerate(self.shards) if j]
-        results = [fn(0, self.shards[0])]
-        return results + [f.result() for f in pending]
+        try:
+            first = fn(0, self.shards[0])
+        finally:
+            wait(pending)
+        return [first] + [f.result() for f in pending]
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -116,6 +117,28 @@ def test_shards_step_on_their_own_threads():
     env.close()
     assert seen[0] == seen[1] == {threading.get_ident()}  # the first shard: this thread
     assert len(seen[2]) == 1 and seen[2] == seen[3] and seen[2] != seen[0]  # one worker
+
+
+def test_a_failing_member_raises_after_every_shard_has_finished():
+    finished = []
+
+    class Slow(gym.Wrapper):
+        def step(self, action):
+            time.sleep(0.05)
+            finished.append(action)
+            return self.env.step(action)
+
+    class Broken(gym.Wrapper):
+        def step(self, action):
+            raise RuntimeError("simulator failed")
+
+    fns = [lambda: Broken(gym.make("CartPole-v1")), lambda: Slow(gym.make("CartPole-v1"))]
+    env = ThreadVectorEnv(fns, num_threads=2, autoreset_mode=SAME)
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="simulator failed"):
+        env.step(np.array([0, 1]))
+    assert finished == [1]  # the worker's shard had finished its step when the error came
+    env.close()
 
 
 def test_errors_name_the_argument():
