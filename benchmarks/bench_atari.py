@@ -6,7 +6,9 @@ Not a test.  Rows (env steps per second; the same thread count everywhere):
 * ``env only``: random actions, no learning: EnvPool's ``Breakout-v5`` (8 envs, C++,
   the same preprocessing as funrl's ``atari:`` envs) and ALE through a Gymnasium
   ``SyncVectorEnv`` of 8 with funrl's wrappers (``funrl.envs.atari.gym_env``).  What the
-  simulator costs: it bounds every library on that env.
+  simulator costs: it bounds every library on that env.  ``ALE ThreadVectorEnv``: the same
+  8 envs in :class:`funrl.envs.thread_vector.ThreadVectorEnv` (one shard per core; ALE
+  releases the GIL while it emulates).
 * ``PPO``: CleanRL's ``ppo_atari.py`` settings (``funrl.envs.atari.PPO_CONFIG``: 8 envs x
   128 steps, 4 minibatches, 4 epochs, one Nature CNN shared by actor and critic).  funrl compiles its units (``act``,
   advantages, the learn step) and is timed over updates after the first; SB3's ``PPO``
@@ -62,10 +64,13 @@ def envpool_only(steps: int) -> float | None:
     return steps / (time.perf_counter() - t0)
 
 
-def ale_only(steps: int) -> float:
+def ale_only(steps: int, threads: bool = False) -> float:
     import gymnasium as gym
 
-    env = gym.vector.SyncVectorEnv([lambda: atari.gym_env("Breakout")] * 8)
+    from funrl.envs.thread_vector import ThreadVectorEnv
+
+    cls = ThreadVectorEnv if threads else gym.vector.SyncVectorEnv
+    env = cls([lambda: atari.gym_env("Breakout")] * 8)
     env.reset(seed=0)
     env.action_space.seed(0)
     t0 = time.perf_counter()
@@ -75,8 +80,10 @@ def ale_only(steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
-def funrl_ppo(env: str, updates: int, share: bool = True) -> tuple[float, float]:
-    settings = {**atari.PPO_CONFIG, "share_encoder": share}
+def funrl_ppo(
+    env: str, updates: int, share: bool = True, vectorization: str = "sync"
+) -> tuple[float, float]:
+    settings = {**atari.PPO_CONFIG, "share_encoder": share, "host_vectorization": vectorization}
     config = ppo.Config(env=env, encoder="nature", **settings)
     algo = ppo.make(config, units=units.compiled)
     hp = ppo.HParams.create(**atari.PPO_HPARAMS)
@@ -169,6 +176,7 @@ def main() -> None:
     if "env" in args.rows:
         rows.append(("env only: EnvPool Breakout-v5 (8)", envpool_only(args.env_steps), ""))
         rows.append(("env only: ALE SyncVectorEnv (8)", ale_only(args.env_steps), ""))
+        rows.append(("env only: ALE ThreadVectorEnv (8)", ale_only(args.env_steps, True), ""))
     for name, env in (("EnvPool", "envpool:Breakout-v5"), ("ALE", "atari:Breakout")):
         if "ppo" not in args.rows:
             break
@@ -178,6 +186,8 @@ def main() -> None:
         sps, first = funrl_ppo(env, args.ppo_updates)
         rows.append((f"funrl PPO, {name}", sps, f"first update {first:.1f} s"))
     if "ppo" in args.rows:
+        sps, first = funrl_ppo("atari:Breakout", args.ppo_updates, vectorization="thread")
+        rows.append(("funrl PPO, ALE, threads", sps, "host_vectorization='thread'"))
         sps, first = funrl_ppo("atari:Breakout", args.ppo_updates, share=False)
         rows.append(("funrl PPO, ALE, 2 encoders", sps, "actor and critic a CNN each"))
         rows.append(("SB3 PPO, ALE", sb3_ppo(args.ppo_updates), ""))

@@ -12,6 +12,10 @@ Rows, per env:
   256x256 networks (SB3's defaults), timed after ``learning_starts``.
 * ``funrl PPO, torch env``: the same PPO on funrl's own CartPole (no bridge), for the
   host path's overhead (CartPole rows only).
+* ``..., threads`` rows: the same env and PPO with the 8 envs in a
+  :class:`funrl.envs.thread_vector.ThreadVectorEnv` (``host_vectorization="thread"``, one
+  shard per core): the simulator's steps run on up to that many threads at once, while
+  torch keeps its one thread.
 
 SB3 is optional: install it next to funrl without its dependencies (it would pull another
 torch), e.g. ``pip install --no-deps --target /tmp/sb3lib stable-baselines3`` and run with
@@ -47,10 +51,15 @@ def load() -> str:
         return "load ?"
 
 
-def env_only(env_id: str, num_envs: int, steps: int) -> float:
+def env_only(env_id: str, num_envs: int, steps: int, threads: bool = False) -> float:
     import gymnasium as gym
 
-    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
+    from funrl.envs.thread_vector import ThreadVectorEnv
+
+    if threads:
+        env: Any = ThreadVectorEnv([lambda: gym.make(env_id)] * num_envs)
+    else:
+        env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync")
     env.reset(seed=0)
     env.action_space.seed(0)
     t0 = time.perf_counter()
@@ -72,8 +81,9 @@ def timed_updates(algo: Any, hp: Any, updates: int) -> tuple[float, float]:
     return first, (time.perf_counter() - t0) / updates
 
 
-def funrl_ppo(env: str, updates: int) -> tuple[float, float]:
-    config = ppo.Config(env=env, hidden=(64, 64), **PPO_SETTINGS)
+def funrl_ppo(env: str, updates: int, vectorization: str = "sync") -> tuple[float, float]:
+    config = ppo.Config(env=env, hidden=(64, 64), host_vectorization=vectorization,
+                        **PPO_SETTINGS)  # fmt: skip
     algo = ppo.make(config, units=units.compiled)
     first, per = timed_updates(algo, ppo.HParams.create(), updates)
     return config.batch_size / per, first
@@ -136,8 +146,11 @@ def main() -> None:
         n = PPO_SETTINGS["num_envs"] * PPO_SETTINGS["num_steps"]
         rows: list[tuple[str, float | None, float | None]] = []
         rows.append((f"env only ({PPO_SETTINGS['num_envs']} envs)", env_only(env_id, 8, n), None))
+        rows.append(("env only (8, threads)", env_only(env_id, 8, n, threads=True), None))
         sps, first = funrl_ppo(f"gym:{env_id}", args.ppo_updates)
         rows.append(("funrl PPO (compiled)", sps, first))
+        sps, first = funrl_ppo(f"gym:{env_id}", args.ppo_updates, "thread")
+        rows.append(("funrl PPO, threads", sps, first))
         if discrete:
             sps_t, first_t = funrl_ppo(env_id, args.ppo_updates)
             rows.append(("funrl PPO, torch env", sps_t, first_t))

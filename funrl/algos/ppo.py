@@ -106,8 +106,8 @@ class Config(common.PresetConfig):
       host_vectorization: how a host env's ``num_envs`` members step (``gym:``, ``atari:``
         and ``dmc:`` ids): ``"sync"`` one after another, ``"thread"`` in shards at once on
         threads (:class:`funrl.envs.thread_vector.ThreadVectorEnv`: the same trajectories,
-        faster where the simulator releases the GIL, as MuJoCo and ALE do) or ``"async"``
-        in subprocesses.  Pure torch envs take only ``"sync"``.
+        faster only where a GIL-free simulator step dominates, e.g. MuJoCo's Humanoid, on
+        free cores) or ``"async"`` in subprocesses.  Pure torch envs take only ``"sync"``.
     """
 
     env: str = "CartPole-v1"

@@ -13,7 +13,8 @@ mutates the Gymnasium env held inside: ``torch.func.vmap`` cannot batch it,
 cannot be stepped twice.  Batch with ``num_envs`` (a Gymnasium ``SyncVectorEnv``; with
 ``vectorization="async"``, an ``AsyncVectorEnv`` in subprocesses; with ``"thread"``, a
 :class:`~funrl.envs.thread_vector.ThreadVectorEnv` whose members step on threads, which
-pays for simulators that release the GIL, MuJoCo and ALE) instead of ``VecEnv``.
+pays where a GIL-free simulator step dominates, e.g. MuJoCo's larger models) instead of
+``VecEnv``.
 
 Semantics, matching the pure envs:
 

@@ -4,11 +4,15 @@ Gymnasium vectorizes host envs two ways: ``SyncVectorEnv`` steps the members one
 another in this thread; ``AsyncVectorEnv`` steps them in subprocesses, paying pipes,
 pickling and a process per env.  ``ThreadVectorEnv`` splits the members into
 ``num_threads`` contiguous shards (each a ``SyncVectorEnv``) and steps the shards at once,
-the calling thread taking the first.  No copies cross a process boundary, so it pays
-wherever the simulator releases Python's GIL while it steps: MuJoCo's ``mj_step`` does,
-and so does the Arcade Learning Environment.  A simulator written in Python (classic
-control) holds the GIL and gets only the threads' overhead: keep ``"sync"`` for those.
-``benchmarks/bench_env_overlap.py`` measures all three on one machine.
+the calling thread taking the first.  No copies cross a process boundary, but the
+shards run at once only while the simulator has released Python's GIL (MuJoCo's
+``mj_step`` does); the Python around it (Gymnasium's env and wrappers) takes turns.  So
+it pays where the simulator's own step dominates, and only on free cores.  Measured on 2
+cores (benchmarks/RESULTS.md, session 25): Humanoid-v5 steps ~1.1-1.4x faster than
+``"sync"``; HalfCheetah-v5 gains nothing (a light model); ALE Breakout with funrl's
+preprocessing is 0.9x (there ``"async"`` was 1.1x); classic control (pure Python) and any
+env beside a busy core are slower.  Hence ``"sync"`` stays the default everywhere.
+``benchmarks/bench_env_overlap.py`` measures all three on your machine.
 
 Results are the very same as ``SyncVectorEnv`` over the same ``env_fns``: member ``i`` of
 ``reset(seed=s)`` is seeded ``s + i``, auto-reset follows ``autoreset_mode`` member by
