@@ -33,7 +33,6 @@ __all__ = [
     "OptimizerHParams",
     "PresetConfig",
     "acting",
-    "check_host_vectorization",
     "check_hparams_cls",
     "check_hparams_if_concrete",
     "check_part",
@@ -235,7 +234,7 @@ def make_env_stack(
     """Build the standard training stack for ``env_id``.
 
     ``vectorization`` (a Config's ``host_vectorization``) is how a Gymnasium host env's
-    members step (:func:`check_host_vectorization`); pure envs and EnvPool take ``"sync"``.
+    members step (:mod:`funrl.envs.thread_vector`); pure envs and EnvPool take ``"sync"``.
 
     Continuous actions: ``policy="tanh_gaussian"`` (or ``"deterministic"``) rescales
     [-1, 1] to the env's bounds; other continuous policies are clipped to the bounds.
@@ -288,18 +287,6 @@ def make_env_stack(
         env = normalizer
     obs_shape = tuple(int(n) for n in obs_space.shape)
     return EnvStack(env, env_params, single, obs_shape, space, normalizer, vector)
-
-
-def check_host_vectorization(where: str, vectorization: Any) -> None:
-    """``ValueError`` naming ``where.host_vectorization`` unless it is ``"sync"``,
-    ``"thread"`` or ``"async"``."""
-    from funrl.envs.thread_vector import VECTORIZATIONS
-
-    if vectorization not in VECTORIZATIONS:
-        raise ValueError(
-            f"{where}.host_vectorization must be one of "
-            f"{', '.join(map(repr, VECTORIZATIONS))}, got {vectorization!r}"
-        )
 
 
 def _unwrapped(env: Environment) -> Environment:

@@ -45,12 +45,12 @@ from funrl import random as R
 from funrl.algos.common import (
     EnvStack,
     PresetConfig,
-    check_host_vectorization,
     check_units,
     episode_metrics,
 )
 from funrl.algos.units import UnitTransform
 from funrl.envs.spaces import Box, Discrete
+from funrl.envs.thread_vector import check_vectorization
 
 __all__ = [
     "Config",
@@ -166,7 +166,7 @@ class Config(PresetConfig):
             )
         if not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in self.hidden):
             raise ValueError(f"{name}.hidden must be positive ints, got {self.hidden!r}")
-        check_host_vectorization(name, self.host_vectorization)
+        check_vectorization(f"{name}.", self.host_vectorization, "host_vectorization")
         if self.obs_storage not in OBS_STORAGES:
             raise ValueError(
                 f"{name}.obs_storage must be one of {', '.join(map(repr, OBS_STORAGES))}, "

@@ -51,6 +51,7 @@ from funrl.algos.common import Algo, hparam
 from funrl.algos.units import UnitTransform, eager
 from funrl.collectors import CollectorState, Transition
 from funrl.envs.spaces import Box, Discrete
+from funrl.envs.thread_vector import check_vectorization
 
 __all__ = [
     "OPTIMIZER_HPARAMS",
@@ -153,7 +154,7 @@ class Config(common.PresetConfig):
 
     def validate(self) -> None:
         name = type(self).__name__
-        common.check_host_vectorization(name, self.host_vectorization)
+        check_vectorization(f"{name}.", self.host_vectorization, "host_vectorization")
         for f in ("num_envs", "num_steps", "num_minibatches", "update_epochs", "total_timesteps"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

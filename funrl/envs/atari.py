@@ -213,7 +213,7 @@ def make_atari(
     from funrl.envs.gym_bridge import GymnasiumEnv
     from funrl.envs.thread_vector import check_vectorization, vector_env_class
 
-    check_vectorization("make_atari", vectorization)
+    check_vectorization("make_atari: ", vectorization)
     _game_id(game)  # the extras and the game, checked before any env is built
     if num_envs is None:
         return GymnasiumEnv(gym_env(game, evaluation=evaluation, **options))

@@ -116,7 +116,7 @@ def make_dmc(name: str, num_envs: int | None = None, *, vectorization: str = "sy
     domain, task = _split(name)
     if num_envs is None:
         return GymnasiumEnv(DMCGymEnv(domain, task))
-    check_vectorization("make_dmc", vectorization)
+    check_vectorization("make_dmc: ", vectorization)
     fns = [lambda: DMCGymEnv(domain, task)] * num_envs
     cls = vector_env_class(vectorization)
     return GymnasiumEnv(cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP))

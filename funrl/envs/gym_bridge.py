@@ -201,7 +201,7 @@ class GymnasiumEnv(HostEnv):
         vectorization: str = "sync",
         **make_kwargs: Any,
     ) -> None:
-        check_vectorization("GymnasiumEnv", vectorization)
+        check_vectorization("GymnasiumEnv: ", vectorization)
         if num_envs is not None and (not isinstance(num_envs, int) or num_envs < 1):
             raise ValueError(
                 f"GymnasiumEnv: num_envs must be a positive int or None, got {num_envs!r}"

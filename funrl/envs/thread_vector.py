@@ -34,7 +34,6 @@ Example::
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
@@ -48,12 +47,13 @@ __all__ = ["VECTORIZATIONS", "ThreadVectorEnv", "check_vectorization", "default_
 VECTORIZATIONS = ("sync", "async", "thread")
 
 
-def check_vectorization(where: str, vectorization: Any) -> None:
-    """``ValueError`` naming ``where`` unless ``vectorization`` is one of
-    :data:`VECTORIZATIONS`."""
+def check_vectorization(where: str, vectorization: Any, field: str = "vectorization") -> None:
+    """``ValueError`` unless ``vectorization`` is one of :data:`VECTORIZATIONS`; the message
+    starts ``f"{where}{field}"`` (``"GymnasiumEnv: vectorization"``, or a Config's
+    ``"PPOConfig.host_vectorization"``)."""
     if vectorization not in VECTORIZATIONS:
         raise ValueError(
-            f"{where}: vectorization must be one of {', '.join(map(repr, VECTORIZATIONS))}, "
+            f"{where}{field} must be one of {', '.join(map(repr, VECTORIZATIONS))}, "
             f"got {vectorization!r}"
         )
 
@@ -70,11 +70,9 @@ def vector_env_class(vectorization: str) -> Any:
 def default_threads(num_envs: int) -> int:
     """Threads for ``num_envs`` members: the cores this process may run on, at most
     ``num_envs``."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(num_envs, cores))
+    from funrl.runtime import usable_cores
+
+    return max(1, min(num_envs, len(usable_cores())))
 
 
 def _concat(parts: Sequence[Any]) -> Any:
