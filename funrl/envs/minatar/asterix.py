@@ -49,7 +49,7 @@ import torch
 from funrl import random as R
 from funrl import tree
 from funrl.envs.base import Environment, StepResult
-from funrl.envs.minatar._planes import hit
+from funrl.envs.minatar._planes import hit, unpack_bytes
 from funrl.envs.spaces import Box, Discrete
 
 __all__ = ["ASTERIX_ACTION_SET", "Asterix", "AsterixParams", "AsterixState"]
@@ -271,7 +271,7 @@ class Asterix(Environment):
         code = torch.zeros((GRID, GRID), dtype=torch.int32, device=dev)
         for plane, shift in zip(planes, _BYTE_SHIFTS, strict=True):
             code = code | (plane << shift)
-        return code.view(torch.uint8).reshape(GRID, GRID, CHANNELS).to(torch.float32)
+        return unpack_bytes(code, _BYTE_SHIFTS, CHANNELS)
 
     def observation_space(self, params: AsterixParams) -> Box:
         """``Box(0, 1, (10, 10, 4), float32)``; every entry is 0 or 1."""

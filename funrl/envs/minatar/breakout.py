@@ -59,6 +59,7 @@ import torch
 from funrl import random as R
 from funrl import tree
 from funrl.envs.base import Environment, StepResult
+from funrl.envs.minatar._planes import unpack_bytes
 from funrl.envs.spaces import Box, Discrete
 
 __all__ = ["MINIMAL_ACTION_SET", "Breakout", "BreakoutParams", "BreakoutState"]
@@ -240,7 +241,7 @@ class Breakout(Environment):
         code = planes[0].to(torch.int32) << _BYTE_SHIFTS[0]
         for plane, shift in zip(planes[1:], _BYTE_SHIFTS[1:]):
             code = code | (plane.to(torch.int32) << shift)
-        return code.view(torch.uint8).reshape(GRID, GRID, 4).to(torch.float32)
+        return unpack_bytes(code, _BYTE_SHIFTS, 4)
 
     def observation_space(self, params: BreakoutParams) -> Box:
         """``Box(0, 1, (10, 10, 4), float32)``; every entry is 0 or 1."""

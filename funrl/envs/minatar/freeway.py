@@ -44,6 +44,7 @@ import torch
 from funrl import random as R
 from funrl import tree
 from funrl.envs.base import Environment, StepResult
+from funrl.envs.minatar._planes import unpack_bytes
 from funrl.envs.spaces import Box, Discrete
 
 __all__ = ["FREEWAY_ACTION_SET", "Freeway", "FreewayParams", "FreewayState"]
@@ -209,7 +210,7 @@ class Freeway(Environment):
         code = torch.zeros((GRID, GRID), dtype=torch.int64, device=dev)
         for plane, shift in zip(planes, _BYTE_SHIFTS, strict=False):
             code = code | (plane.to(torch.int64) << shift)
-        return code.view(torch.uint8).reshape(GRID, GRID, 8)[..., :CHANNELS].to(torch.float32)
+        return unpack_bytes(code, _BYTE_SHIFTS, CHANNELS)
 
     def observation_space(self, params: FreewayParams) -> Box:
         """``Box(0, 1, (10, 10, 7), float32)``; every entry is 0 or 1."""
