@@ -9,8 +9,10 @@ lives on the GPU; timings synchronise the device before reading the clock.
 
 * ``check``: per algorithm, 3 eager updates on CPU and on CUDA from the same key (max
   parameter difference), then 2 compiled updates on CUDA; a 4-member vmapped population.
-* ``envs``: random-action CartPole, one compiled step of N envs (as bench_envs.py).
-* ``ppo``: PPO CartPole with compiled units: steady env-steps/s, compile time, eval return.
+* ``envs``: random-action CartPole and MinAtar Breakout, one compiled step of N envs (as
+  bench_envs.py).
+* ``ppo``: PPO CartPole, and MinAtar Breakout with its preset's CNN agent, with compiled
+  units: steady env-steps/s, compile time, eval return.
 * ``population``: compiled vmapped PPO populations (bench_population.py's config).
 """
 
@@ -37,7 +39,8 @@ SMALL = {
 DEVICE = "cuda"
 #: inductor options for CUDA graphs (kernel launches replayed as one graph)
 CG = {"triton.cudagraphs": True}
-#: --only: run just these runs of a stage ("cudagraphs65536", "c512" = compiled 512 members)
+#: --only: run just these runs of a stage ("cudagraphs65536", "minatar4096", "c512" =
+#: compiled 512 members)
 ONLY: list[str] = []
 
 
@@ -168,31 +171,43 @@ def replayed(fn: Any) -> Any:
     return call
 
 
+def _random_step(env: Any, params: Any, n: int) -> Any:
+    """``(key, state) -> (key, state, obs, reward, terminated, truncated)``: one step of
+    ``n`` members with uniform random actions."""
+    from torch.func import vmap
+
+    import funrl.random as R
+
+    num_actions = env.action_space(params).n
+
+    def step(key: Any, state: Any) -> Any:
+        key, k_act, k_step = R.split(key, 3)
+        actions = R.randint(k_act, 0, num_actions, (n,))
+        obs, state, reward, te, tr, _ = vmap(env.step, in_dims=(0, 0, 0, None))(
+            R.split(k_step, n), state, actions, params
+        )
+        return key.contiguous(), state, obs, reward, te, tr
+
+    return step
+
+
 def stage_envs(seconds: float) -> None:
     import torch
     from torch.func import vmap
 
     import funrl
     import funrl.random as R
-    from funrl.envs.classic_control import CartPole
+    from funrl.envs import make
 
-    runs = [("eager", 65536), ("eager", 1 << 20), ("compiled", 65536), ("cudagraphs", 65536)]
-    runs += [("compiled", 1 << 20), ("cudagraphs", 1 << 20)]
-    runs = [r for r in runs if not ONLY or f"{r[0]}{r[1]}" in ONLY]
+    # (name for --only, mode, envs, env id)
+    runs = [(f"{m}{n}", m, n, "CartPole-v1") for m, n in EAGER_AND_COMPILED]
+    runs += [(f"minatar{n}", "compiled", n, "MinAtar-Breakout-v1") for n in (4096, 65536)]
+    runs = [r for r in runs if not ONLY or r[0] in ONLY]
     options = {"eager": None, "compiled": {}, "cudagraphs": CG}
     with torch.device(DEVICE):
-        env = CartPole()
-        params = env.default_params()
-        for mode, n in runs:
-
-            def step(key: torch.Tensor, state: Any, n: int = n) -> Any:
-                key, k_act, k_step = R.split(key, 3)
-                actions = R.randint(k_act, 0, 2, (n,))
-                obs, state, reward, te, tr, _ = vmap(env.step, in_dims=(0, 0, 0, None))(
-                    R.split(k_step, n), state, actions, params
-                )
-                return key.contiguous(), state, obs, reward, te, tr
-
+        for _, mode, n, env_id in runs:
+            env, params = make(env_id)
+            step = _random_step(env, params, n)
             try:
                 _, s = vmap(env.reset, in_dims=(0, None))(R.split(R.key(1), n), params)
                 k, opts = R.key(0), options[mode]
@@ -211,30 +226,51 @@ def stage_envs(seconds: float) -> None:
                     steps += 20 * n
                     sync()
                 rate = steps / (time.perf_counter() - t0)
-                emit(stage="envs", mode=mode, envs=n, steps_per_s=rate, first_2_calls_s=compile_s)
+                emit(
+                    stage="envs",
+                    env=env_id,
+                    mode=mode,
+                    envs=n,
+                    steps_per_s=rate,
+                    first_2_calls_s=compile_s,
+                )
             except Exception as e:
-                emit(stage="envs", mode=mode, envs=n, error=repr(e)[:300])
+                emit(stage="envs", env=env_id, mode=mode, envs=n, error=repr(e)[:300])
     emit(stage="envs", what="compile phases", phases=phases())
+
+
+#: CartPole runs of the envs stage: (mode, envs)
+EAGER_AND_COMPILED = [("eager", 65536), ("eager", 1 << 20), ("compiled", 65536)]
+EAGER_AND_COMPILED += [("cudagraphs", 65536), ("compiled", 1 << 20), ("cudagraphs", 1 << 20)]
 
 
 def stage_ppo(updates: int) -> None:
     import torch
 
     import funrl
+    from funrl import presets
     from funrl.algos import ppo
 
-    runs = [(False, 2048, 32), (True, 64, 16), (True, 2048, 32)]
-    for compile, envs, steps in runs:
+    # (name for --only, compiled, envs, steps, env id); MinAtar: the preset's CNN agent
+    runs = [("e2048", False, 2048, 32, "CartPole-v1"), ("c64", True, 64, 16, "CartPole-v1")]
+    runs += [("c2048", True, 2048, 32, "CartPole-v1")]
+    runs += [("minatar1024", True, 1024, 32, "MinAtar-Breakout-v1")]
+    for _, compile, envs, steps, env_id in [r for r in runs if not ONLY or r[0] in ONLY]:
         n = updates if compile else max(4, updates // 4)
         try:
             with torch.device(DEVICE):
-                cfg = ppo.Config(num_envs=envs, num_steps=steps, total_timesteps=envs * steps * n)
+                size = dict(num_envs=envs, num_steps=steps, total_timesteps=envs * steps * n)
+                if env_id == "CartPole-v1":  # the defaults, as in the earlier H100 runs
+                    cfg, hp = ppo.Config(**size), ppo.HParams.create()
+                else:
+                    cfg = ppo.Config.preset(env_id, **size)
+                    hp = presets.hparams_for(ppo.HParams, env_id, {})
                 algo = ppo.make(cfg)
                 t0 = time.perf_counter()
                 res = funrl.train(
                     algo,
                     funrl.random.key(0),
-                    ppo.HParams.create(),
+                    hp,
                     compile=compile,
                     progress=False,
                     eval_episodes=10,
@@ -242,12 +278,13 @@ def stage_ppo(updates: int) -> None:
                 sync()
                 wall = time.perf_counter() - t0
         except Exception as e:
-            emit(stage="ppo", compiled=compile, envs=envs, error=repr(e)[:300])
+            emit(stage="ppo", env=env_id, compiled=compile, envs=envs, error=repr(e)[:300])
             traceback.print_exc()
             continue
         times = [h["update_s"] for h in res.history]
         emit(
             stage="ppo",
+            env=env_id,
             compiled=compile,
             envs=envs,
             steps=steps,

@@ -13,6 +13,9 @@ import torch
 import funrl.random as R
 from funrl import population as pop
 from funrl import tree
+from funrl.compiling import compile as funrl_compile
+from funrl.envs import make, registered
+from funrl.testing import assert_trees_close
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -25,11 +28,15 @@ CASES = {
     "sac-discrete": dict(**_OFF, env="CartPole-v1", discrete=True),
     "td3": dict(**_OFF),
     "ddpg": dict(**_OFF),
+    # the CNN path: MinAtar's 10x10 image observations
+    "ppo-minatar": dict(env="MinAtar-Breakout-v1", num_envs=4, num_steps=8, hidden=(16,)),
+    "dqn-minatar": dict(**_OFF, env="MinAtar-Asterix-v1"),
 }
+MINATAR = [i for i in registered() if i.startswith("MinAtar-")]
 
 
 def _run(name: str, device: str, updates: int = 4):
-    mod = importlib.import_module(f"funrl.algos.{name.split('-')[0]}")
+    mod = importlib.import_module(f"funrl.algos.{name.split('-')[0]}")  # "sac-discrete": sac
     with torch.device(device):
         algo = mod.make(mod.Config(**CASES[name]))
         hp = algo.hparams_cls.create()
@@ -57,3 +64,37 @@ def test_population_on_cuda(name):
         res = pop.train(algo, pop.member_keys(R.key(0), 2), hps, num_updates=3, compile=False,
                         progress=False, eval_episodes=2)  # fmt: skip
     assert res.eval_returns.shape == (2,)
+
+
+def _minatar_rollout(env_id: str, device: str, steps: int, compiled: bool = False):
+    """``steps`` steps of 64 members from fixed keys, actions drawn on the CPU; every
+    output of every step, on the CPU."""
+    n = 64
+    with torch.device(device):
+        venv, params = make(env_id, num_envs=n)
+        step = funrl_compile(venv.step, fullgraph=True) if compiled else venv.step
+        obs, state = venv.reset(R.key(0, device), params)
+        outs = [obs.cpu()]
+        for t in range(steps):
+            action = R.randint(R.key(1000 + t), 0, venv.action_space(params).n, (n,))
+            out = step(R.key(t, device), state, action.to(device), params)
+            state = out[1]
+            outs.append(tree.map(lambda x: x.cpu(), (out[0], *out[2:5])))
+    assert obs.device.type == device
+    return outs
+
+
+@pytest.mark.parametrize("env_id", MINATAR)
+def test_minatar_on_cuda_matches_the_cpu_exactly(env_id):
+    """MinAtar's dynamics are integer grid arithmetic and its randomness comes from
+    funrl's counter-based keys, so the GPU must give the CPU's trajectory bit for bit,
+    eagerly and compiled, auto-resets included."""
+    cpu = _minatar_rollout(env_id, "cpu", 200)
+    gpu = _minatar_rollout(env_id, "cuda", 200)
+    compiled = _minatar_rollout(env_id, "cuda", 200, compiled=True)
+    assert len(cpu) == len(gpu) == len(compiled) == 201
+    for t, (a, b, c) in enumerate(zip(cpu, gpu, compiled)):
+        assert_trees_close(b, a, rtol=0, atol=0, what=f"{env_id} eager CUDA, step {t}")
+        assert_trees_close(c, a, rtol=0, atol=0, what=f"{env_id} compiled CUDA, step {t}")
+    if env_id != "MinAtar-Freeway-v1":  # Freeway's episodes last 2,500 steps
+        assert any(bool((x[2] | x[3]).any()) for x in cpu[1:]), "no episode ended"
