@@ -68,11 +68,18 @@ def vector_env_class(vectorization: str) -> Any:
 
 
 def default_threads(num_envs: int) -> int:
-    """Threads for ``num_envs`` members: the cores this process may run on, at most
-    ``num_envs``."""
-    from funrl.runtime import usable_cores
+    """Threads for ``num_envs`` members: the cores this process may run on that are free
+    now (:func:`funrl.runtime.free_cores`), at most ``num_envs``.
 
-    return max(1, min(num_envs, len(usable_cores())))
+    Beside a busy core, two shards stepped 0.56x as fast as one (HalfCheetah-v5 on 2
+    cores, benchmarks/RESULTS.md, session 25), so a busy core is not counted: with
+    one free core this is 1, which steps like ``SyncVectorEnv``.
+    """
+    if num_envs <= 1:
+        return 1
+    from funrl import runtime
+
+    return max(1, min(num_envs, runtime.free_cores()))
 
 
 def _concat(parts: Sequence[Any]) -> Any:

@@ -163,6 +163,15 @@ def test_errors_name_the_argument():
     assert 1 <= default_threads(64) <= (os.cpu_count() or 1) and default_threads(1) == 1
 
 
+def test_default_threads_counts_only_free_cores(monkeypatch):
+    from funrl import runtime
+
+    monkeypatch.setattr(runtime, "free_cores", lambda: 1)  # the other core is busy
+    assert default_threads(8) == 1
+    monkeypatch.setattr(runtime, "free_cores", lambda: 4)
+    assert default_threads(8) == 4 and default_threads(3) == 3 and default_threads(0) == 1
+
+
 def test_bridge_and_registry_take_thread_vectorization():
     with GymnasiumEnv("CartPole-v1", num_envs=3, vectorization="thread") as env:
         assert isinstance(env.gym_env, ThreadVectorEnv)
