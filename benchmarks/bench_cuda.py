@@ -171,6 +171,11 @@ def replayed(fn: Any) -> Any:
     return call
 
 
+#: CartPole runs of the envs stage: (mode, envs)
+CARTPOLE_RUNS = [("eager", 65536), ("eager", 1 << 20), ("compiled", 65536)]
+CARTPOLE_RUNS += [("cudagraphs", 65536), ("compiled", 1 << 20), ("cudagraphs", 1 << 20)]
+
+
 def _random_step(env: Any, params: Any, n: int) -> Any:
     """``(key, state) -> (key, state, obs, reward, terminated, truncated)``: one step of
     ``n`` members with uniform random actions."""
@@ -200,7 +205,7 @@ def stage_envs(seconds: float) -> None:
     from funrl.envs import make
 
     # (name for --only, mode, envs, env id)
-    runs = [(f"{m}{n}", m, n, "CartPole-v1") for m, n in EAGER_AND_COMPILED]
+    runs = [(f"{m}{n}", m, n, "CartPole-v1") for m, n in CARTPOLE_RUNS]
     runs += [(f"minatar{n}", "compiled", n, "MinAtar-Breakout-v1") for n in (4096, 65536)]
     runs = [r for r in runs if not ONLY or r[0] in ONLY]
     options = {"eager": None, "compiled": {}, "cudagraphs": CG}
@@ -237,11 +242,6 @@ def stage_envs(seconds: float) -> None:
             except Exception as e:
                 emit(stage="envs", env=env_id, mode=mode, envs=n, error=repr(e)[:300])
     emit(stage="envs", what="compile phases", phases=phases())
-
-
-#: CartPole runs of the envs stage: (mode, envs)
-EAGER_AND_COMPILED = [("eager", 65536), ("eager", 1 << 20), ("compiled", 65536)]
-EAGER_AND_COMPILED += [("cudagraphs", 65536), ("compiled", 1 << 20), ("cudagraphs", 1 << 20)]
 
 
 def stage_ppo(updates: int) -> None:

@@ -67,8 +67,8 @@ def test_population_on_cuda(name):
 
 
 def _minatar_rollout(env_id: str, device: str, steps: int, compiled: bool = False):
-    """``steps`` steps of 64 members from fixed keys, actions drawn on the CPU; every
-    output of every step, on the CPU."""
+    """``steps`` steps of 64 members from fixed keys, actions drawn on the CPU: the reset's
+    obs, then each step's ``(obs, reward, terminated, truncated)``, on the CPU."""
     n = 64
     with torch.device(device):
         venv, params = make(env_id, num_envs=n)
